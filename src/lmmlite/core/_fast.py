@@ -53,9 +53,9 @@ class RotatedModel:
         self.R = R
         self.logdet_XpX = float(2.0 * np.sum(np.log(np.abs(np.diag(R)))))
         self.qcols = tuple(np.ascontiguousarray(Q[:, k]) for k in range(p))
-        self.coef_q = Q.T @ y  # (p, t): least-squares coefficients of y on Q
-        # Residuals stored trait by trait, (t, n); cheapest when y is F-ordered (y.T contiguous)
-        self.Yt = _kernels.residualise(y.T, Q.T, self.coef_q)
+        # Least-squares coefficients on Q (p, t) and residuals stored trait by trait (t, n);
+        # cheapest when y is F-ordered (y.T contiguous)
+        self.coef_q, self.Yt = _kernels.residualise(y.T, Q.T)
         self._Mt = np.empty((1, 0, n))
         self._logdet_mm = np.zeros(1)
 

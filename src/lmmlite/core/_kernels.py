@@ -265,15 +265,22 @@ def _gram_items(h, iy, im, lam, qcols, Yt, Mt, out_G, out_L):  # pragma: no cove
 
 
 def _residualise(yT, Q, coef, out):  # pragma: no cover - compiled
-    """out[j] = yT[j] - coef[:, j] @ Q, trait by trait (no (t, n) temporary)."""
+    """coef[:, j] = Q @ yT[j] and out[j] = yT[j] - coef[:, j] @ Q, trait by trait.
+
+    Each trait's arithmetic is the same whatever the number of traits, so a batch gives
+    bit-for-bit the results of one-trait calls (a matrix product would round differently).
+    """
     t = yT.shape[0]
     p = Q.shape[0]
     for j in numba.prange(t):
         row = out[j]
         row[:] = yT[j]
         for k in range(p):
-            c = coef[k, j]
             qk = Q[k]
+            c = 0.0
+            for i in range(row.shape[0]):
+                c += qk[i] * yT[j, i]
+            coef[k, j] = c
             for i in range(row.shape[0]):
                 row[i] -= c * qk[i]
 
@@ -394,12 +401,19 @@ def gram_items(h, iy, im, lam, qcols, Yt, Mt, *, use_numba=None):
     return _gram_numpy(h, iy, im, lam, qcols, Yt, Mt)
 
 
-def residualise(yT: np.ndarray, Q: np.ndarray, coef: np.ndarray, *, use_numba=None) -> np.ndarray:
-    """Rows of ``yT`` (t, n) minus their projections ``coef.T @ Q`` (Q is (p, n)), as (t, n)."""
+def residualise(yT: np.ndarray, Q: np.ndarray, *, use_numba=None):
+    """Least-squares coefficients (p, t) of the rows of ``yT`` (t, n) on the orthonormal rows
+    of ``Q`` (p, n), and the residuals (t, n). Q has orthonormal rows, so coef = Q yT'.
+
+    The residual is taken against all columns of Q at once (classical Gram-Schmidt, which is
+    exact for orthonormal Q up to rounding).
+    """
     use = HAVE_NUMBA if use_numba is None else use_numba
     out = np.empty(yT.shape)
+    coef = np.empty((Q.shape[0], yT.shape[0]))
     if use:
-        _residualise(yT, np.ascontiguousarray(Q), np.ascontiguousarray(coef), out)
+        _residualise(yT, np.ascontiguousarray(Q), coef, out)
     else:
+        coef = Q @ yT.T
         np.subtract(yT, coef.T @ Q, out=out)
-    return out
+    return coef, out

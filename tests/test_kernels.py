@@ -1,0 +1,84 @@
+"""The numba kernels against their NumPy twins and against plain formulas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lmmlite.core import _kernels
+
+pytestmark = pytest.mark.skipif(not _kernels.HAVE_NUMBA, reason="numba kernels disabled")
+
+
+def _data(n, p, k, t, m_markers, seed=0, lam=None):
+    rng = np.random.default_rng(seed)
+    if lam is None:
+        lam = np.sort(rng.uniform(0, 3, n))[::-1].copy()
+    Q = np.linalg.qr(rng.standard_normal((n, p)))[0] if p else np.empty((n, 0))
+    qcols = tuple(np.ascontiguousarray(Q[:, a]) for a in range(p))
+    Yt = rng.standard_normal((t, n))
+    Mt = rng.standard_normal((m_markers, k, n))
+    logdet_mm = rng.standard_normal(m_markers)
+    return lam, qcols, Yt, Mt, logdet_mm
+
+
+@pytest.mark.parametrize(("p", "k"), [(1, 0), (2, 0), (3, 0), (1, 1), (2, 2), (3, 2), (4, 3)])
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize("m", [5, 700])  # serial and parallel builds
+def test_loglik_items__numba_equals_numpy(p, k, reml, m):
+    n, t, mk = 257, 4, 3  # n not a multiple of the 64-factor block
+    lam, qcols, Yt, Mt, ldm = _data(n, p, k, t, mk, seed=p * 10 + k)
+    rng = np.random.default_rng(1)
+    h = rng.uniform(0, 1, m)
+    h[:3] = [0.0, 1.0, 0.5]
+    iy = rng.integers(0, t, m)
+    im = rng.integers(0, mk, m)
+    fast = _kernels.loglik_items(h, iy, im, lam, qcols, Yt, Mt, ldm, reml, use_numba=True)
+    slow = _kernels.loglik_items(h, iy, im, lam, qcols, Yt, Mt, ldm, reml, use_numba=False)
+    np.testing.assert_allclose(fast, slow, rtol=1e-12)
+    G1, L1 = _kernels.gram_items(h, iy, im, lam, qcols, Yt, Mt, use_numba=True)
+    G2, L2 = _kernels.gram_items(h, iy, im, lam, qcols, Yt, Mt, use_numba=False)
+    np.testing.assert_allclose(G1, G2, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(L1, L2, rtol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "lam",
+    [
+        np.concatenate([np.full(100, 1e-300), np.linspace(1, 5, 100)]),  # underflowing blocks
+        np.concatenate([np.full(70, 1e200), np.ones(70)]),  # overflowing blocks
+        np.concatenate([np.linspace(4, 1, 150), np.zeros(50)]),  # exact zeros at h = 1
+    ],
+)
+def test_loglik_items__log_determinant_handles_extreme_eigenvalues(lam):
+    lam = np.sort(lam)[::-1].copy()
+    n = lam.size
+    _, qcols, Yt, Mt, ldm = _data(n, 1, 0, 1, 1, lam=lam)
+    for h in (0.3, 0.999999, 1.0):
+        d = h * lam + (1 - h)  # the kernel's order: (h lam + 1) - h would lose 1e-300
+        with np.errstate(divide="ignore"):
+            want = np.sum(np.log(d))
+        _, L = _kernels.gram_items(
+            np.array([h]),
+            np.zeros(1, np.int64),
+            np.zeros(1, np.int64),
+            lam,
+            qcols,
+            Yt,
+            Mt,
+            use_numba=True,
+        )
+        if np.isfinite(want):
+            assert L[0] == pytest.approx(want, rel=1e-13)
+        else:
+            assert L[0] == -np.inf
+
+
+def test_residualise__equals_projection():
+    rng = np.random.default_rng(3)
+    Q = np.linalg.qr(rng.standard_normal((50, 3)))[0].T
+    yT = rng.standard_normal((7, 50))
+    coef, got = _kernels.residualise(yT, Q, use_numba=True)
+    np.testing.assert_allclose(coef, Q @ yT.T, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(got, yT - coef.T @ Q, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(got @ Q.T, 0, atol=1e-13)
