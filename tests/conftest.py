@@ -21,11 +21,10 @@ def recla() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """kinship, pheno, covar of R/lmmlite's recla data, from ../shared/data/recla."""
     if not RECLA.is_dir():
         pytest.fail(f"reference data not found at {RECLA} (set LMMLITE_SHARED_DATA)")
-    read = lambda name: pd.read_csv(
-        RECLA / f"{name}.csv",
-        index_col=0,  # noqa: E731
-        dtype={0: str},
-    )
+
+    def read(name: str) -> pd.DataFrame:
+        return pd.read_csv(RECLA / f"{name}.csv", index_col=0, dtype={0: str})
+
     return read("kinship"), read("pheno"), read("covar")
 
 

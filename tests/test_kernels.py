@@ -53,7 +53,7 @@ def test_loglik_items__numba_equals_numpy(p, k, reml, m):
 def test_loglik_items__log_determinant_handles_extreme_eigenvalues(lam):
     lam = np.sort(lam)[::-1].copy()
     n = lam.size
-    _, qcols, Yt, Mt, ldm = _data(n, 1, 0, 1, 1, lam=lam)
+    _, qcols, Yt, Mt, _ = _data(n, 1, 0, 1, 1, lam=lam)
     for h in (0.3, 0.999999, 1.0):
         d = h * lam + (1 - h)  # the kernel's order: (h lam + 1) - h would lose 1e-300
         with np.errstate(divide="ignore"):
