@@ -218,7 +218,7 @@ def heritability(
     Examples
     --------
     >>> from lmmlite.datasets import simulate
-    >>> sim = simulate(n_samples=150, n_traits=3, hsq=0.5, missing_rate=0.1, seed=2)
+    >>> sim = simulate(n_samples=400, n_traits=3, hsq=0.5, missing_rate=0.1, seed=3)
     >>> out = heritability(sim.kinship, sim.pheno, sim.covar)
     >>> list(out.index)
     ['trait1', 'trait2', 'trait3']
