@@ -25,6 +25,9 @@ PSD_RTOL = 1e-6
 #: A column of X whose singular value is below this fraction of the largest one makes X
 #: rank-deficient (collinear covariates).
 RANK_RTOL = 1e-10
+#: Eigenvalues this small relative to the largest are an exact zero up to rounding (eigh's
+#: backward error is about n * eps * max|K|; 1e-12 covers n up to ~1e4 with margin).
+ZERO_RTOL = 1e-12
 
 
 def format_values(values: Sequence[Any] | np.ndarray, limit: int = 10) -> str:
@@ -91,9 +94,13 @@ def check_kinship(K: Any) -> np.ndarray:
 
 
 def clip_eigenvalues(Kva: np.ndarray) -> tuple[np.ndarray, int]:
-    """Set rounding-error negative eigenvalues to zero; reject clearly negative ones.
+    """Set rounding-error eigenvalues to exactly zero; reject clearly negative ones.
 
-    Returns the clipped eigenvalues and how many were clipped.
+    Eigenvalues within ``ZERO_RTOL`` x the largest of zero (either sign) are rounding error of
+    an exact zero (a centred kinship always has one) and become 0, so that hsq = 1, where the
+    covariance is then singular, is recognised as such instead of giving a spurious likelihood
+    of ``log(1e-17)`` size. Negative eigenvalues down to ``-PSD_RTOL`` x the largest are also
+    rounding error and become 0. Returns the clipped eigenvalues and how many were negative.
     """
     top = float(np.max(np.abs(Kva))) if Kva.size else 0.0
     low = float(np.min(Kva)) if Kva.size else 0.0
@@ -104,10 +111,10 @@ def clip_eigenvalues(Kva: np.ndarray) -> tuple[np.ndarray, int]:
             f"-{PSD_RTOL:g} x the largest, the smallest being {low:.6g} (largest {top:.6g}); "
             "only negative eigenvalues that small are treated as rounding error"
         )
-    neg = Kva < 0
-    n_clipped = int(neg.sum())
-    if n_clipped:
-        Kva = np.where(neg, 0.0, Kva)
+    n_clipped = int(np.sum(Kva < 0))
+    zero = (Kva < 0) | (np.abs(Kva) <= ZERO_RTOL * top)
+    if zero.any():
+        Kva = np.where(zero, 0.0, Kva)
     return Kva, n_clipped
 
 
