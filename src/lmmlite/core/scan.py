@@ -1,0 +1,232 @@
+r"""Genome scan on rotated data: one LMM per (marker, trait), the marker added to the covariates.
+
+Two modes:
+
+``fixed`` (R/qtl2, FaST-LMM)
+    hsq is the null model's REML estimate, held fixed; each marker is a weighted least squares.
+``exact`` (GEMMA ``-lmm 4``)
+    hsq is re-estimated at every marker: by REML for the Wald test, by ML for the LRT.
+
+Notes
+-----
+For a marker with k genotype columns :math:`M`, at heritability :math:`h` with weights
+:math:`S = D^{-1}`, let :math:`\mathrm{rss}_0(h)` and :math:`\mathrm{rss}_1(h)` be the weighted
+residual sums of squares without and with :math:`M`. With :math:`n` samples, :math:`p`
+covariates and :math:`\nu = n - p - k`:
+
+- Wald: :math:`F = \frac{(\mathrm{rss}_0 - \mathrm{rss}_1)/k}{\mathrm{rss}_1/\nu}` at the
+  alternative's REML :math:`h` (exact) or the null :math:`h` (fixed), on (k, :math:`\nu`) df;
+  for k = 1 this is GEMMA's :math:`(P_{yy} - P_{x,yy})\,\tau`.
+- LRT: :math:`2(\ell_1 - \ell_0)` of the ML log likelihoods (exact: each at its own ML
+  :math:`h`; fixed: both at the null :math:`h`, i.e. :math:`n \log(\mathrm{rss}_0/\mathrm{rss}_1)`),
+  chi-square with k df.
+- Score: GEMMA's :math:`F = n (\mathrm{rss}_0 - \mathrm{rss}_1) / (k\,\mathrm{rss}_0)` at the
+  null model's ML :math:`h` (exact) or the null :math:`h` (fixed), on (k, :math:`\nu`) df.
+- LOD: :math:`\mathrm{LRT} / (2 \ln 10)`, which for ``fixed`` is R/qtl2's
+  :math:`\frac n2 \log_{10}(\mathrm{rss}_0/\mathrm{rss}_1)`.
+
+The marker columns are first residualised on the covariates (ordinary least squares), which
+changes neither test nor effect, and is where untestable markers show up: a residual norm below
+``COLLINEAR_RTOL`` times the column norm means the marker is constant or collinear with the
+covariates, and its results are NaN with a reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from . import _kernels
+from ._fast import RotatedModel
+from .brent import brent_fmin_lockstep
+from .lmm import _fit_fast
+
+__all__ = ["NullModel", "fit_null", "scan_chunk"]
+
+#: A marker whose residual on the covariates has a norm below this fraction of its own norm is
+#: treated as untestable (monomorphic or collinear with the covariates).
+COLLINEAR_RTOL = 1e-8
+_LN10 = float(np.log(10.0))
+
+
+@dataclass
+class NullModel:
+    """The null model of traits sharing one rotation (fitted once, reused for every marker)."""
+
+    model: RotatedModel
+    """Rotated data (eigenvalues, orthonormal covariate basis, residualised traits)."""
+    Q: np.ndarray
+    """Orthonormal basis of the rotated covariates, (n, p)."""
+    hsq_reml: np.ndarray
+    """REML heritability of each trait under the null."""
+    hsq_ml: np.ndarray
+    """ML heritability under the null."""
+    loglik_ml: np.ndarray
+    """Null ML log likelihood (R/lmmlite's constants) at ``hsq_ml``."""
+    tol: float
+    """Brent tolerance used for per-marker searches."""
+
+
+def fit_null(Kva: np.ndarray, X: np.ndarray, Y: np.ndarray, *, tol: float = 1e-7) -> NullModel:
+    """Fit the null model (REML and ML) of every trait; inputs are rotated, checked arrays."""
+    model = RotatedModel(Kva, Y, X)
+    reml = _fit_fast(model, True, True, tol)
+    ml = _fit_fast(model, False, True, tol)
+    Q = np.stack(model.qcols, axis=1)
+    return NullModel(
+        model=model, Q=Q, hsq_reml=reml["hsq"], hsq_ml=ml["hsq"], loglik_ml=ml["loglik"], tol=tol
+    )
+
+
+def _residualise_markers(
+    null: NullModel, G: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Marker columns (n, k, m) -> residuals on Q as (m, k, n), log det(M'M), testable flag."""
+    Mt = np.ascontiguousarray(np.transpose(G, (2, 1, 0)))  # (m, k, n)
+    Q = null.Q
+    coef = np.einsum("mkn,np->mkp", Mt, Q)
+    Mt -= np.einsum("mkp,np->mkn", coef, Q)
+    # orthonormalise the k columns of each marker (QR), giving log det(M'M) from R's diagonal
+    norms0 = np.sqrt(np.einsum("mkn,mkn->mk", G.transpose(2, 1, 0), G.transpose(2, 1, 0)))
+    R = np.linalg.qr(np.transpose(Mt, (0, 2, 1)), mode="r")  # (m, k, k)
+    diag = np.abs(np.diagonal(R, axis1=1, axis2=2))  # (m, k)
+    ok = np.all(diag > COLLINEAR_RTOL * np.maximum(norms0, np.finfo(float).tiny), axis=1)
+    with np.errstate(divide="ignore"):
+        logdet = 2.0 * np.sum(np.log(diag), axis=1)
+    logdet = np.where(ok, logdet, 0.0)
+    return Mt, logdet, ok
+
+
+def _grams(null: NullModel, h: np.ndarray, iy: np.ndarray, im: np.ndarray, Mt: np.ndarray):
+    G, L = _kernels.gram_items(h, iy, im, null.model.lam, null.model.qcols, null.model.Yt, Mt)
+    return G, L
+
+
+def _rss_and_effects(G: np.ndarray, p: int, k: int):
+    """From Grams of [Q, M, y]: rss0, rss1, marker effects (m, k) and their (A^-1)_MM (m,k,k)."""
+    c = p + k
+    A = G[:, :c, :c]
+    b = G[:, :c, c]
+    yy = G[:, c, c]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        L = np.linalg.cholesky(A)
+        z = np.linalg.solve(L, b[..., None])[..., 0]
+        rss1 = yy - np.sum(z * z, axis=1)
+        zq = z[:, :p]  # the Q block's Cholesky factor is the leading block of L
+        rss0 = yy - np.sum(zq * zq, axis=1)
+        Ainv = np.linalg.inv(A)
+        coef = np.einsum("mab,mb->ma", Ainv, b)
+    return rss0, rss1, coef[:, p:], Ainv[:, p:, p:]
+
+
+def _search(null: NullModel, iy, im, Mt, logdet_mm, reml: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per-item Brent search of hsq (as fit_lmm, with the boundary check); returns (h, loglik)."""
+    lam, qcols, Yt = null.model.lam, null.model.qcols, null.model.Yt
+
+    def objective(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        ll = _kernels.loglik_items(x, iy[idx], im[idx], lam, qcols, Yt, Mt, logdet_mm, reml)
+        return np.where(np.isnan(ll), np.inf, -ll)
+
+    res = brent_fmin_lockstep(objective, iy.shape[0], 0.0, 1.0, null.tol)
+    h = res.x.copy()
+    ll = -res.fx
+    for edge in (0.0, 1.0):
+        le = _kernels.loglik_items(
+            np.full(h.shape, edge), iy, im, lam, qcols, Yt, Mt, logdet_mm, reml
+        )
+        better = le > ll
+        h[better] = edge
+        ll[better] = le[better]
+    return h, ll
+
+
+def _f_sf(F: np.ndarray, d1: float, d2: float) -> np.ndarray:
+    """Upper tail of the F distribution (F(d1, d2) > F)."""
+    with np.errstate(invalid="ignore"):
+        return special.fdtrc(d1, d2, np.maximum(F, 0.0))
+
+
+def _chi2_sf(x: np.ndarray, k: int) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return special.chdtrc(k, np.maximum(x, 0.0))
+
+
+def scan_chunk(
+    null: NullModel, G: np.ndarray, *, mode: str, hsq_fixed: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Test every marker of a rotated chunk against every trait.
+
+    Parameters
+    ----------
+    null
+        Null model of the traits (same rotation as ``G``).
+    G : (n, k, m)
+        Rotated genotype columns of m markers (k columns each), missing values already imputed.
+    mode
+        ``"fixed"`` or ``"exact"``.
+    hsq_fixed : (t,), optional
+        hsq to hold fixed in ``fixed`` mode (default: the null REML estimates).
+
+    Returns
+    -------
+    dict of arrays
+        ``beta`` and ``se`` (m, t, k); ``lod``, ``p_wald``, ``p_lrt``, ``p_score``, ``hsq``,
+        ``loglik`` (m, t); ``testable`` (m,).
+    """
+    n, k, m = G.shape
+    p = null.model.p
+    t = null.model.t
+    Mt, logdet_mm, ok = _residualise_markers(null, G)
+    nu = n - p - k
+    iy = np.tile(np.arange(t), m)
+    im = np.repeat(np.arange(m), t)
+    # untestable markers: give the kernels a harmless column, then blank the results
+    if not ok.all():
+        Mt[~ok] = 0.0
+        Mt[~ok, :, :] = np.eye(k, n)[None]
+        logdet_mm = np.where(ok, logdet_mm, 0.0)
+    if mode == "fixed":
+        h0 = null.hsq_reml if hsq_fixed is None else np.asarray(hsq_fixed, dtype=float)
+        Gm, _ = _grams(null, h0[iy], iy, im, Mt)
+        rss0, rss1, beta, Ainv = _rss_and_effects(Gm, p, k)
+        lrt = n * np.log(rss0 / rss1)
+        score_F = n * (rss0 - rss1) / (k * rss0)
+        hsq = h0[iy]
+        # ML log likelihood of the alternative at the fixed h (R/lmmlite's constants)
+        loglik = _kernels.loglik_items(
+            h0[iy], iy, im, null.model.lam, null.model.qcols, null.model.Yt, Mt, logdet_mm, False
+        )
+    elif mode == "exact":
+        h_reml, _ = _search(null, iy, im, Mt, logdet_mm, True)
+        _, ll_ml = _search(null, iy, im, Mt, logdet_mm, False)
+        Gm, _ = _grams(null, h_reml, iy, im, Mt)
+        rss0, rss1, beta, Ainv = _rss_and_effects(Gm, p, k)
+        lrt = 2.0 * (ll_ml - null.loglik_ml[iy])
+        Gs, _ = _grams(null, null.hsq_ml[iy], iy, im, Mt)
+        s_rss0, s_rss1, _, _ = _rss_and_effects(Gs, p, k)
+        score_F = n * (s_rss0 - s_rss1) / (k * s_rss0)
+        hsq = h_reml
+        loglik = ll_ml
+    else:
+        raise ValueError(f"mode must be 'fixed' or 'exact'; got {mode!r}")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sigma2 = rss1 / nu
+        se = np.sqrt(sigma2[:, None] * np.diagonal(Ainv, axis1=1, axis2=2))
+        wald_F = (rss0 - rss1) / k / sigma2
+        out = {
+            "beta": beta.reshape(m, t, k),
+            "se": se.reshape(m, t, k),
+            "lod": (np.maximum(lrt, 0.0) / (2.0 * _LN10)).reshape(m, t),
+            "p_wald": _f_sf(wald_F, k, nu).reshape(m, t),
+            "p_lrt": _chi2_sf(lrt, k).reshape(m, t),
+            "p_score": _f_sf(score_F, k, nu).reshape(m, t),
+            "hsq": hsq.reshape(m, t),
+            "loglik": loglik.reshape(m, t),
+        }
+    for key, val in out.items():
+        val[~ok] = np.nan
+        out[key] = val
+    out["testable"] = ok
+    return out
