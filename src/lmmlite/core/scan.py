@@ -49,6 +49,8 @@ __all__ = ["NullModel", "fit_null", "scan_chunk"]
 #: treated as untestable (monomorphic or collinear with the covariates).
 COLLINEAR_RTOL = 1e-8
 _LN10 = float(np.log(10.0))
+#: Brent tolerance of the null fits (done once per trait; cheap to make tight).
+NULL_TOL = 1e-10
 
 
 @dataclass
@@ -72,8 +74,9 @@ class NullModel:
 def fit_null(Kva: np.ndarray, X: np.ndarray, Y: np.ndarray, *, tol: float = 1e-7) -> NullModel:
     """Fit the null model (REML and ML) of every trait; inputs are rotated, checked arrays."""
     model = RotatedModel(Kva, Y, X)
-    reml = _fit_fast(model, True, True, tol)
-    ml = _fit_fast(model, False, True, tol)
+    # the null model is fitted once: locate it to the limit of double precision
+    reml = _fit_fast(model, True, True, NULL_TOL)
+    ml = _fit_fast(model, False, True, NULL_TOL)
     Q = np.stack(model.qcols, axis=1)
     return NullModel(
         model=model, Q=Q, hsq_reml=reml["hsq"], hsq_ml=ml["hsq"], loglik_ml=ml["loglik"], tol=tol
