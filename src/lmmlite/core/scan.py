@@ -87,12 +87,12 @@ def _residualise_markers(
     null: NullModel, G: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Marker columns (n, k, m) -> residuals on Q as (m, k, n), log det(M'M), testable flag."""
-    Mt = np.ascontiguousarray(np.transpose(G, (2, 1, 0)))  # (m, k, n)
+    Mt = np.array(np.transpose(G, (2, 1, 0)), order="C", copy=True)  # (m, k, n), never a view
+    norms0 = np.sqrt(np.einsum("mkn,mkn->mk", Mt, Mt))
     Q = null.Q
     coef = np.einsum("mkn,np->mkp", Mt, Q)
     Mt -= np.einsum("mkp,np->mkn", coef, Q)
-    # orthonormalise the k columns of each marker (QR), giving log det(M'M) from R's diagonal
-    norms0 = np.sqrt(np.einsum("mkn,mkn->mk", G.transpose(2, 1, 0), G.transpose(2, 1, 0)))
+    # QR of each marker's k residual columns: log det(M'M) from R's diagonal
     R = np.linalg.qr(np.transpose(Mt, (0, 2, 1)), mode="r")  # (m, k, k)
     diag = np.abs(np.diagonal(R, axis1=1, axis2=2))  # (m, k)
     ok = np.all(diag > COLLINEAR_RTOL * np.maximum(norms0, np.finfo(float).tiny), axis=1)

@@ -27,6 +27,7 @@ from ..exceptions import FileFormatError
 from .tables import separator_for
 
 __all__ = [
+    "ArraySource",
     "BimbamSource",
     "DosageSource",
     "GenotypeSource",
@@ -281,23 +282,23 @@ class DosageSource(GenotypeSource):
 
     def chunks(self, size: int = CHUNK_SIZE) -> Iterator[tuple[int, np.ndarray]]:
         runs = chromosome_runs(self.markers["chr"].to_numpy(), size)
-        reader = pd.read_csv(
+        with pd.read_csv(
             self.path, sep=self.sep, chunksize=size, na_values=["NA"], dtype={0: str, 1: str}
-        )
-        buf: pd.DataFrame | None = None
-        for start, stop in runs:
-            while buf is None or len(buf) < stop - start:
-                nxt = next(reader)
-                buf = nxt if buf is None else pd.concat([buf, nxt])
-            block, buf = buf.iloc[: stop - start], buf.iloc[stop - start :]
-            try:
-                vals = block.iloc[:, 3:].to_numpy(dtype=float)
-            except ValueError as exc:
-                raise FileFormatError(
-                    f"dosage file {str(self.path)!r}: non-numeric dose near "
-                    f"marker {block.iloc[0, 0]}: {exc}"
-                ) from None
-            yield start, vals.T[:, None, :].copy()
+        ) as reader:
+            buf: pd.DataFrame | None = None
+            for start, stop in runs:
+                while buf is None or len(buf) < stop - start:
+                    nxt = next(reader)
+                    buf = nxt if buf is None else pd.concat([buf, nxt])
+                block, buf = buf.iloc[: stop - start], buf.iloc[stop - start :]
+                try:
+                    vals = block.iloc[:, 3:].to_numpy(dtype=float)
+                except ValueError as exc:
+                    raise FileFormatError(
+                        f"dosage file {str(self.path)!r}: non-numeric dose near marker "
+                        f"{block.iloc[0, 0]}: {exc}"
+                    ) from None
+                yield start, vals.T[:, None, :].copy()
 
     def _read(self, start: int, stop: int) -> np.ndarray:  # pragma: no cover - via chunks
         raise NotImplementedError
@@ -339,3 +340,28 @@ class ProbsSource(GenotypeSource):
 
     def _read(self, start: int, stop: int) -> np.ndarray:
         return self.P[:, :, start:stop].copy()
+
+
+class ArraySource(GenotypeSource):
+    """Genotypes already in memory: an (n, m) dosage or (n, k, m) probability array."""
+
+    def __init__(self, genotypes: Any, samples: Any, markers: pd.DataFrame) -> None:
+        G = np.asarray(genotypes, dtype=float)
+        if G.ndim == 2:
+            G = G[:, None, :]
+        if G.ndim != 3:
+            raise FileFormatError(f"genotypes must be (n, m) or (n, k, m); got {G.shape}")
+        if len(samples) != G.shape[0]:
+            raise FileFormatError(f"{len(samples)} sample ids for {G.shape[0]} genotype rows")
+        need = {"marker", "chr", "pos"}
+        if not need <= set(markers.columns) or len(markers) != G.shape[2]:
+            raise FileFormatError(
+                f"markers must be a table of {G.shape[2]} rows with columns marker, chr, pos"
+            )
+        self.G = G
+        self.k = G.shape[1]
+        self.samples = [str(s) for s in samples]
+        self.markers = markers.reset_index(drop=True).assign(chr=_chrom_str(markers["chr"]))
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        return self.G[:, :, start:stop].copy()

@@ -1,0 +1,227 @@
+"""Genome scan: definition checks against fit_lmm, LOCO, chunking, sample handling, bad input."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import lmmlite
+from conftest import DATA
+from lmmlite.exceptions import FileFormatError, KinshipError, SampleMismatchError
+from lmmlite.io.genotypes import ArraySource, BimbamSource, DosageSource, PlinkSource
+from lmmlite.kinship import kinship
+from lmmlite.scan import scan
+
+
+def _data(n=90, m=40, k=1, seed=3, t=2):
+    rng = np.random.default_rng(seed)
+    ids = [f"s{i:03d}" for i in range(n)]
+    if k == 1:
+        G = rng.binomial(2, rng.uniform(0.1, 0.9, m), size=(n, m)).astype(float)
+    else:
+        G = rng.dirichlet(np.ones(k), size=(n, m)).transpose(0, 2, 1)  # (n, k, m)
+    markers = pd.DataFrame(
+        {
+            "marker": [f"m{j}" for j in range(m)],
+            "chr": np.repeat(["1", "2", "X"], [m // 2, m // 4, m - m // 2 - m // 4]),
+            "pos": np.arange(m) * 1000,
+        }
+    )
+    src = ArraySource(G, ids, markers)
+    Z = G if k == 1 else G.reshape(n, -1)  # allele sharing for probabilities
+    Z = Z - Z.mean(axis=0)
+    K = Z @ Z.T / m + 0.05 * np.eye(n)
+    X = np.column_stack([np.ones(n), rng.standard_normal(n)])
+    h = 0.5
+    Y = X @ [1.0, 0.3] if t == 1 else (X @ [1.0, 0.3])[:, None] + 0 * np.ones((n, t))
+    Y = Y + (
+        np.linalg.cholesky(h * K + (1 - h) * np.eye(n)) @ rng.standard_normal((n, t))
+        if t > 1
+        else 0
+    )
+    pheno = pd.DataFrame(Y, index=ids, columns=[f"t{j}" for j in range(t)])
+    covar = pd.DataFrame({"x": X[:, 1]}, index=ids)
+    G3 = G[:, None, :] if k == 1 else G
+    return src, pd.DataFrame(K, index=ids, columns=ids), pheno, covar, G3, X
+
+
+def _quiet():
+    ctx = warnings.catch_warnings()
+    ctx.__enter__()
+    warnings.simplefilter("ignore", lmmlite.BoundaryWarning)
+    return ctx
+
+
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("mode", ["fixed", "exact"])
+def test_scan__one_marker_equals_fit_lmm_with_marker_as_covariate(k, mode):
+    src, K, pheno, covar, G, X = _data(k=k)
+    out = scan(src, pheno, covar, kinship=K, mode=mode)
+    j, trait = 5, "t1"
+    row = out[(out["marker"] == f"m{j}") & (out["trait"] == trait)].iloc[0]
+    y = pheno[trait].to_numpy()
+    Mj = G[:, 0, j] if k == 1 else G[:, 1:, j]
+    Xa = np.column_stack([X, Mj])
+    e0 = lmmlite.eigen_rotation(K.to_numpy(), y, X)
+    e1 = lmmlite.eigen_rotation(K.to_numpy(), y, Xa)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", lmmlite.BoundaryWarning)
+        null = lmmlite.fit_lmm(e0.Kva, e0.y, e0.X, tol=1e-10)
+        if mode == "fixed":
+            h = null.hsq
+        else:
+            h = lmmlite.fit_lmm(e1.Kva, e1.y, e1.X, tol=1e-10).hsq
+        ml1 = lmmlite.fit_lmm(e1.Kva, e1.y, e1.X, tol=1e-10, reml=False)
+        ml0 = lmmlite.fit_lmm(e0.Kva, e0.y, e0.X, tol=1e-10, reml=False)
+    sol = lmmlite.get_ml_soln(h, e1.Kva, e1.y, e1.X)
+    n, p = Xa.shape
+    S = 1.0 / (h * e1.Kva + 1 - h)
+    cov_beta = sol.rss / (n - p) * np.linalg.inv((e1.X * S[:, None]).T @ e1.X)
+    assert row["hsq"] == pytest.approx(h, abs=1e-6)
+    if k == 1:
+        assert row["beta"] == pytest.approx(sol.beta[-1], rel=1e-5)
+        assert row["se"] == pytest.approx(np.sqrt(cov_beta[-1, -1]), rel=1e-5)
+    else:
+        got = [row[f"beta_{c}"] for c in range(2, k + 1)]
+        np.testing.assert_allclose(got, sol.beta[-(k - 1) :], rtol=1e-5)
+        np.testing.assert_allclose(
+            [row[f"se_{c}"] for c in range(2, k + 1)],
+            np.sqrt(np.diag(cov_beta)[-(k - 1) :]),
+            rtol=1e-5,
+        )
+    if mode == "exact":
+        lrt = 2 * (ml1.loglik - ml0.loglik)
+        assert row["loglik"] == pytest.approx(ml1.loglik, rel=1e-9)
+    else:
+        r0 = lmmlite.get_ml_soln(h, e0.Kva, e0.y, e0.X).rss
+        lrt = n * np.log(r0 / sol.rss)
+    from scipy import stats
+
+    df = 1 if k == 1 else k - 1  # probabilities sum to one: k - 1 free columns
+    assert row["p_lrt"] == pytest.approx(stats.chi2.sf(lrt, df), rel=1e-4)
+    assert row["lod"] == pytest.approx(lrt / (2 * np.log(10)), rel=1e-5)
+    # Wald F on (k, n - p) df at the hsq used
+    b = sol.beta[-(k - 1 if k > 1 else 1) :]
+    V = cov_beta[-len(b) :, -len(b) :]
+    F = b @ np.linalg.solve(V, b) / len(b)
+    assert row["p_wald"] == pytest.approx(stats.f.sf(F, len(b), n - p), rel=1e-4)
+
+
+def test_kinship__loco_equals_kinship_without_each_chromosome():
+    src, *_ = _data(m=60)
+    loco = kinship(src, loco=True, maf=0.0)
+    assert set(loco) == {"1", "2", "X"}
+    markers = src.markers
+    for c, K in loco.items():
+        keep = (markers["chr"] != c).to_numpy()
+        sub = ArraySource(src.G[:, :, keep], src.samples, markers[keep])
+        np.testing.assert_allclose(
+            K.to_numpy(), kinship(sub, maf=0.0).to_numpy(), rtol=1e-12, atol=1e-14
+        )
+
+
+def test_kinship__probs_is_mean_allele_sharing():
+    src, *_ = _data(k=4, m=12)
+    K = kinship(src, method="probs").to_numpy()
+    P = src.G
+    want = np.einsum("ikm,jkm->ij", P, P) / P.shape[2]
+    np.testing.assert_allclose(K, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["fixed", "exact"])
+def test_scan__independent_of_chunk_size(mode):
+    src, K, pheno, covar, *_ = _data()
+    a = scan(src, pheno, covar, kinship=K, mode=mode, chunk_size=7)
+    b = scan(src, pheno, covar, kinship=K, mode=mode, chunk_size=1000)
+    pd.testing.assert_frame_equal(a, b, rtol=1e-12)
+
+
+def test_scan__independent_of_sample_order_in_inputs(tmp_path):
+    src, K, pheno, covar, G, _ = _data()
+    ref = scan(src, pheno, covar, kinship=K, mode="exact")
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(len(src.samples))
+    # a dosage file whose sample columns are in another order, and shuffled tables
+    ids = np.array(src.samples)[perm]
+    table = pd.concat(
+        [src.markers[["marker", "chr", "pos"]], pd.DataFrame(G[perm, 0, :].T, columns=ids)], axis=1
+    )
+    table.to_csv(tmp_path / "dose.csv", index=False)
+    got = scan(
+        DosageSource(tmp_path / "dose.csv"),
+        pheno.iloc[rng.permutation(len(pheno))],
+        covar.iloc[rng.permutation(len(covar))],
+        kinship=K.iloc[perm[::-1], perm[::-1]],
+        mode="exact",
+    )
+    pd.testing.assert_frame_equal(got.drop(columns="hsq"), ref.drop(columns="hsq"), rtol=1e-6)
+    np.testing.assert_allclose(got["hsq"], ref["hsq"], atol=1e-6)
+
+
+def test_scan__missing_phenotypes_and_extra_genotyped_samples():
+    src, K, pheno, covar, *_ = _data(t=2)
+    pheno = pheno.copy()
+    pheno.iloc[:10, 0] = np.nan  # t0 misses 10 samples, t1 none
+    out = scan(src, pheno.iloc[5:], covar, kinship=K)  # 5 genotyped samples have no phenotype
+    n = out.groupby("trait")["n"].first()
+    assert n["t0"] == 80 and n["t1"] == 85
+
+
+def test_scan__phenotyped_sample_without_genotypes_is_an_error_or_dropped():
+    src, K, pheno, covar, *_ = _data()
+    extra = pheno.iloc[:2].copy()
+    extra.index = ["ghost1", "ghost2"]
+    P = pd.concat([pheno, extra])
+    with pytest.raises(SampleMismatchError, match="ghost1"):
+        scan(src, P, covar, kinship=K, samples="strict")
+    with pytest.warns(lmmlite.SamplesDroppedWarning, match="ghost2"):
+        out = scan(src, P, covar.reindex(P.index).fillna(0.0), kinship=K, samples="drop")
+    assert out.attrs["dropped_samples"] == ["ghost1", "ghost2"]
+    pd.testing.assert_frame_equal(out, scan(src, pheno, covar, kinship=K), rtol=1e-12)
+
+
+def test_scan__untestable_markers_are_nan_with_a_reason():
+    src, K, pheno, covar, G, X = _data()
+    G = G.copy()
+    G[:, 0, 0] = 1.0  # monomorphic
+    G[:, 0, 1] = 2 * X[:, 1] + 1  # collinear with the covariate
+    out = scan(ArraySource(G, src.samples, src.markers), pheno, covar, kinship=K)
+    m0 = out[out["marker"] == "m0"]
+    m1 = out[out["marker"] == "m1"]
+    assert m0["note"].eq("monomorphic").all() and m0["p_wald"].isna().all()
+    assert m1["note"].eq("collinear with covariates").all() and m1["beta"].isna().all()
+    assert out[~out["marker"].isin(["m0", "m1"])]["p_wald"].notna().all()
+
+
+def test_scan__loco_chromosomes_must_match():
+    src, K, pheno, covar, *_ = _data()
+    with pytest.raises(KinshipError, match="X"):
+        scan(src, pheno, covar, kinship={"1": K, "2": K})
+
+
+def test_plink__truncated_bed_is_reported(tmp_path):
+    for suffix in (".bim", ".fam"):
+        (tmp_path / f"t{suffix}").write_bytes(
+            (DATA / "gemma_issue188" / f"2000{suffix}").read_bytes()
+        )
+    data = (DATA / "gemma_issue188" / "2000.bed").read_bytes()
+    (tmp_path / "t.bed").write_bytes(data[: len(data) // 2])
+    with pytest.raises(FileFormatError, match="truncated"):
+        PlinkSource(tmp_path / "t")
+
+
+def test_bimbam__wrong_number_of_fields_is_reported(tmp_path):
+    (tmp_path / "g.txt").write_text("rs1, A, T, 0, 1, 2\nrs2, A, T, 0, 1\n")
+    (tmp_path / "a.txt").write_text("rs1 100 1\nrs2 200 1\n")
+    with pytest.raises(FileFormatError, match="line 2"):
+        BimbamSource(tmp_path / "g.txt", tmp_path / "a.txt")
+
+
+def test_bimbam__marker_missing_from_annotation_is_reported(tmp_path):
+    (tmp_path / "g.txt").write_text("rs1, A, T, 0, 1, 2\nrs9, A, T, 0, 1, 1\n")
+    (tmp_path / "a.txt").write_text("rs1 100 1\nrs2 200 1\n")
+    with pytest.raises(FileFormatError, match="rs9"):
+        BimbamSource(tmp_path / "g.txt", tmp_path / "a.txt")
