@@ -7,6 +7,8 @@ warnings (boundary estimates, ...) are printed as one line each.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -18,6 +20,7 @@ import pandas as pd
 
 from . import __version__
 from .exceptions import LmmliteError, LmmliteWarning
+from .io.genotypes import GenotypeSource
 
 __all__ = ["main"]
 
@@ -109,6 +112,86 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--plot", metavar="FILE.png", help="draw the curves to this image file")
     pr.add_argument("--out", metavar="FILE", help="write the grid table (.csv or .tsv)")
 
+    k = sub.add_parser("kinship", help="kinship matrix (or LOCO kinships) from genotypes")
+    _add_genotypes(k)
+    k.add_argument(
+        "--method",
+        choices=["centered", "standardized", "probs"],
+        help="centered (GEMMA -gk 1; default for dosages), standardized (-gk 2) or "
+        "probs (allele sharing; default for probabilities)",
+    )
+    k.add_argument(
+        "--loco",
+        action="store_true",
+        help="one kinship per chromosome, leaving it out; written as OUT-STEM.chr<C>.EXT",
+    )
+    k.add_argument(
+        "--pheno",
+        metavar="FILE",
+        help="compute the marker filters on the samples with a phenotype (as GEMMA)",
+    )
+    k.add_argument("--maf", type=float, default=0.01, help="minimum minor allele frequency")
+    k.add_argument(
+        "--max-missing", type=float, default=0.05, help="maximum fraction of missing genotypes"
+    )
+    k.add_argument("--out", required=True, metavar="FILE", help="output table (.csv or .tsv)")
+
+    s = sub.add_parser("scan", help="LMM association test at every marker")
+    _add_genotypes(s)
+    s.add_argument(
+        "--pheno",
+        metavar="FILE",
+        help="phenotypes (CSV/TSV with ids; BIMBAM: one column per trait, no ids, "
+        "genotype-file order); default with --bfile: the .fam",
+    )
+    s.add_argument(
+        "--pheno-col",
+        type=int,
+        action="append",
+        metavar="N",
+        help="1-based phenotype column to analyse (repeatable; default: all)",
+    )
+    s.add_argument("--covar", metavar="FILE", help="covariates (same conventions as --pheno)")
+    kin = s.add_mutually_exclusive_group()
+    kin.add_argument(
+        "--kinship",
+        metavar="FILE",
+        help="kinship table (ids as first column and header) or bare square "
+        "matrix in genotype-file order (as GEMMA writes it); default: the "
+        "centred kinship of the genotypes",
+    )
+    kin.add_argument(
+        "--loco",
+        action="store_true",
+        help="leave-one-chromosome-out kinships computed from the genotypes",
+    )
+    s.add_argument(
+        "--mode",
+        choices=["fixed", "exact"],
+        default="fixed",
+        help="fixed: null hsq held fixed (default); exact: hsq re-estimated per "
+        "marker as GEMMA -lmm 4",
+    )
+    s.add_argument("--ml", action="store_true", help="ML instead of REML for the Wald test's hsq")
+    s.add_argument(
+        "--samples",
+        choices=["strict", "drop"],
+        default="strict",
+        help="strict: phenotyped samples lacking genotypes/kinship/covariates are an "
+        "error; drop: leave them out with a warning",
+    )
+    s.add_argument("--chunk-size", type=int, default=2048, help="markers per chunk (2048)")
+    s.add_argument(
+        "--out", required=True, metavar="FILE", help="results (.tsv, .txt, .csv or .parquet)"
+    )
+
+    pl = sub.add_parser("plot", help="draw a scan table: manhattan, lod or qq")
+    pl.add_argument("kind", choices=["manhattan", "lod", "qq"])
+    pl.add_argument("--scan", required=True, metavar="FILE", help="table written by lmmlite scan")
+    pl.add_argument("--trait", help="trait to draw (default: the first)")
+    pl.add_argument("--column", help="column to draw (p_wald for manhattan/qq, lod for lod)")
+    pl.add_argument("--out", required=True, metavar="FILE.png", help="image file")
+
     d = sub.add_parser("demo", help="simulate data, estimate heritabilities, save a plot")
     d.add_argument(
         "--samples", type=int, default=400, dest="n_samples", help="number of samples (400)"
@@ -117,6 +200,87 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=1, help="random seed (1)")
     d.add_argument("--outdir", default="lmmlite_demo", help="output folder (lmmlite_demo)")
     return parser
+
+
+def _add_genotypes(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--bfile", metavar="PREFIX", help="PLINK .bed/.bim/.fam fileset")
+    g.add_argument("--bimbam", metavar="GENO", help="BIMBAM mean genotypes (needs --annot)")
+    g.add_argument(
+        "--dosage",
+        metavar="FILE",
+        help="CSV/TSV dosages: marker, chr, pos, then one column per sample id",
+    )
+    g.add_argument(
+        "--probs",
+        metavar="FILE.npz",
+        help="probabilities: arrays probs (n, k, m), samples, markers, chr, pos",
+    )
+    p.add_argument("--annot", metavar="FILE", help="BIMBAM annotation: marker position chr")
+
+
+def _source(args: argparse.Namespace) -> GenotypeSource:
+    from .io import genotypes as gt
+
+    if args.bimbam and not args.annot:
+        raise LmmliteError("--bimbam needs --annot (marker position chromosome)")
+    if args.annot and not args.bimbam:
+        raise LmmliteError("--annot is only used with --bimbam")
+    if args.bfile:
+        return gt.PlinkSource(args.bfile)
+    if args.bimbam:
+        return gt.BimbamSource(args.bimbam, args.annot)
+    if args.dosage:
+        return gt.DosageSource(args.dosage)
+    return gt.ProbsSource(args.probs)
+
+
+def _positional_table(path: str, ids: list[str], what: str) -> pd.DataFrame:
+    """A GEMMA-style table without ids (whitespace separated, NA missing), rows in genotype
+    order; empty trailing fields (GEMMA's trailing tab) are ignored."""
+    from .exceptions import FileFormatError
+
+    try:
+        df = pd.read_csv(path, sep=r"\s+", header=None, na_values=["NA", "-9"])
+    except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+        raise FileFormatError(f"cannot read {what} file {path!r}: {exc}") from None
+    if len(df) != len(ids):
+        raise FileFormatError(
+            f"{what} file {path!r} has {len(df)} rows but the genotype file "
+            f"has {len(ids)} samples (BIMBAM files match by position)"
+        )
+    df.index = pd.Index(ids, name="id")
+    df.columns = [f"{what}{j + 1}" for j in range(df.shape[1])]
+    return df
+
+
+def _read_kinship(path: str, ids: list[str]) -> pd.DataFrame:
+    """A kinship table with ids, or a bare square matrix in genotype-file order."""
+    from .exceptions import FileFormatError
+    from .io.tables import read_table
+
+    first = Path(path).read_text().split("\n", 1)[0] if Path(path).is_file() else ""
+    # a table has a header (ids, often after an empty corner field); a bare matrix is numbers
+    fields = re.split(r"[,\s]+", first.strip("\r\n"))
+    try:
+        [float(f) for f in fields]
+        bare = bool(fields)
+    except ValueError:
+        bare = False
+    if bare:
+        M = np.loadtxt(path, delimiter="," if "," in first else None, ndmin=2)
+        if M.shape != (len(ids), len(ids)):
+            raise FileFormatError(
+                f"kinship {path!r} is a bare {M.shape[0]} x {M.shape[1]} matrix but the "
+                f"genotype file has {len(ids)} samples: its size matches neither"
+            )
+        return pd.DataFrame(M, index=ids, columns=ids)
+    K = read_table(path, "kinship")
+    if K.shape[0] != K.shape[1] or not set(K.index) <= set(ids) | set(K.index):
+        raise FileFormatError(
+            f"kinship {path!r} must be square with sample ids; got {K.shape[0]} x {K.shape[1]}"
+        )
+    return K
 
 
 def _read_inputs(
@@ -193,6 +357,128 @@ def _profile(args: argparse.Namespace) -> None:
         print(f"wrote the plot to {args.plot}")
 
 
+def _kinship(args: argparse.Namespace) -> None:
+    from .io.tables import read_table, write_table
+    from .kinship import kinship
+
+    src = _source(args)
+    method = args.method or ("probs" if src.k > 1 else "centered")
+    filter_ids = None
+    if args.pheno:
+        P = (
+            _positional_table(args.pheno, src.samples, "pheno")
+            if src.positional
+            else read_table(args.pheno, "phenotype")
+        )
+        filter_ids = [i for i in P.index[P.notna().any(axis=1)] if i in set(src.samples)]
+    out = kinship(
+        src,
+        method=method,
+        loco=args.loco,
+        maf=args.maf,
+        max_missing=args.max_missing,
+        filter_samples=filter_ids,
+    )
+    if isinstance(out, dict):
+        stem, ext = os.path.splitext(args.out)
+        for c, K in out.items():
+            write_table(K, f"{stem}.chr{c}{ext}")
+        print(f"wrote {len(out)} LOCO kinships ({len(src.samples)} samples) to {stem}.chr<C>{ext}")
+    else:
+        write_table(out, args.out)
+        print(
+            f"wrote the {method} kinship of {len(src.samples)} samples from "
+            f"{src.n_markers} markers to {args.out}"
+        )
+
+
+def _progress(done: int, total: int) -> None:
+    if sys.stderr.isatty():
+        width = 30
+        filled = int(width * done / max(total, 1))
+        end = "\n" if done >= total else ""
+        print(
+            f"\rscanning [{'#' * filled}{'.' * (width - filled)}] {done}/{total} markers",
+            end=end,
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _scan(args: argparse.Namespace) -> None:
+    from .io.tables import atomic_write, read_table, separator_for
+    from .scan import scan
+
+    out_path = args.out
+    parquet = out_path.lower().endswith(".parquet")
+    if not parquet:
+        separator_for(out_path)  # fail early on an unknown extension
+    src = _source(args)
+    if args.pheno:
+        P = (
+            _positional_table(args.pheno, src.samples, "pheno")
+            if src.positional
+            else read_table(args.pheno, "phenotype")
+        )
+    elif args.bfile:
+        P = src.fam_phenotypes()  # type: ignore[attr-defined]
+    else:
+        raise LmmliteError("--pheno is needed (only --bfile can take phenotypes from the .fam)")
+    if args.pheno_col:
+        bad = [c for c in args.pheno_col if not 1 <= c <= P.shape[1]]
+        if bad:
+            raise LmmliteError(
+                f"--pheno-col {bad} out of range: there are {P.shape[1]} phenotype columns"
+            )
+        P = P.iloc[:, [c - 1 for c in args.pheno_col]]
+    C = None
+    if args.covar:
+        C = (
+            _positional_table(args.covar, src.samples, "covar").dropna(axis=1, how="all")
+            if src.positional
+            else read_table(args.covar, "covariate")
+        )
+    K = _read_kinship(args.kinship, src.samples) if args.kinship else None
+    table = scan(
+        src,
+        P,
+        C,
+        kinship=K,
+        loco=args.loco,
+        mode=args.mode,
+        reml=not args.ml,
+        samples=args.samples,
+        chunk_size=args.chunk_size,
+        progress=_progress,
+    )
+    if parquet:
+        atomic_write(out_path, lambda tmp: table.to_parquet(tmp, index=False))
+    else:
+        sep = separator_for(out_path)
+        atomic_write(out_path, lambda tmp: table.to_csv(tmp, sep=sep, index=False, na_rep="NA"))
+    n_traits = table["trait"].nunique()
+    print(
+        f"wrote {len(table)} rows ({n_traits} trait(s) x {src.n_markers} markers, "
+        f"mode {args.mode}) to {out_path}"
+    )
+
+
+def _plot(args: argparse.Namespace) -> None:
+    from .exceptions import FileFormatError
+    from .io.tables import separator_for
+    from .plot import plot_scan
+
+    path = args.scan
+    if not Path(path).is_file():
+        raise FileFormatError(f"scan file {path!r} does not exist")
+    if path.lower().endswith(".parquet"):
+        table = pd.read_parquet(path)
+    else:
+        table = pd.read_csv(path, sep=separator_for(path), na_values=["NA"], dtype={"chr": str})
+    plot_scan(table, args.out, kind=args.kind, column=args.column, trait=args.trait)
+    print(f"wrote the {args.kind} plot to {args.out}")
+
+
 def _demo(args: argparse.Namespace) -> None:
     from .datasets import simulate
     from .io.tables import write_table
@@ -230,7 +516,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lmmlite`` command; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    handlers = {"herit": _herit, "profile": _profile, "demo": _demo}
+    handlers = {
+        "herit": _herit,
+        "profile": _profile,
+        "kinship": _kinship,
+        "scan": _scan,
+        "plot": _plot,
+        "demo": _demo,
+    }
     old_format = warnings.formatwarning
     warnings.formatwarning = _format_warning
     try:

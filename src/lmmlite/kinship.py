@@ -159,7 +159,7 @@ def kinship(
     m = sum(counts.values())
     if m == 0:
         raise InputError("no marker passed the filters; cannot compute a kinship")
-    ids = list(source.samples)
+    ids = pd.Index(source.samples, name="id")
     total = sum(sums.values())
     if not loco:
         assert isinstance(total, np.ndarray)

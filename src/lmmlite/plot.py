@@ -10,7 +10,7 @@ import pandas as pd
 
 from .io.tables import atomic_write
 
-__all__ = ["plot_profile"]
+__all__ = ["plot_profile", "plot_scan"]
 
 
 def _pyplot() -> Any:
@@ -75,6 +75,106 @@ def plot_profile(
         ax.set_title(str(name))
     if title:
         fig.suptitle(title)
+    fmt = os.path.splitext(str(path))[1].lstrip(".") or "png"
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=100))
+    finally:
+        plt.close(fig)
+
+
+def _chrom_key(c: str) -> tuple[int, Any]:
+    s = str(c)
+    return (0, int(s)) if s.isdigit() else (1, s)
+
+
+def _genome_axis(table: pd.DataFrame) -> tuple[np.ndarray, list[tuple[str, float]], np.ndarray]:
+    """Cumulative x positions with chromosomes side by side; tick labels; chromosome index."""
+    chroms = sorted(table["chr"].astype(str).unique(), key=_chrom_key)
+    x = np.empty(len(table))
+    ticks = []
+    idx = np.empty(len(table), dtype=int)
+    offset = 0.0
+    chr_col = table["chr"].astype(str).to_numpy()
+    pos = table["pos"].to_numpy(dtype=float)
+    for i, c in enumerate(chroms):
+        sel = chr_col == c
+        p = np.nan_to_num(pos[sel])
+        lo, hi = (p.min(), p.max()) if p.size else (0.0, 1.0)
+        span = max(hi - lo, 1.0)
+        x[sel] = offset + (p - lo)
+        idx[sel] = i
+        ticks.append((c, offset + span / 2))
+        offset += span * 1.05
+    return x, ticks, idx
+
+
+def plot_scan(
+    table: pd.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    kind: str = "manhattan",
+    column: str | None = None,
+    trait: str | None = None,
+) -> None:
+    """Draw a scan table: ``manhattan`` (-log10 p by position), ``lod`` (LOD curves by
+    chromosome) or ``qq`` (observed against expected -log10 p).
+
+    Parameters
+    ----------
+    table
+        Output of :func:`lmmlite.scan` (or the file it wrote).
+    path
+        Image file, written atomically.
+    kind
+        ``"manhattan"``, ``"lod"`` or ``"qq"``.
+    column
+        p-value column (``p_wald`` by default) for manhattan and qq.
+    trait
+        Trait to draw (default: the first).
+    """
+    plt = _pyplot()
+    if kind not in ("manhattan", "lod", "qq"):
+        raise ValueError(f"kind must be manhattan, lod or qq; got {kind!r}")
+    traits = list(dict.fromkeys(table["trait"].astype(str)))
+    if not traits:
+        raise ValueError("the scan table is empty")
+    name = traits[0] if trait is None else str(trait)
+    if name not in traits:
+        raise ValueError(f"trait {name!r} is not in the scan table; it has {traits[:10]}")
+    sub = table[table["trait"].astype(str) == name]
+    col = column or ("lod" if kind == "lod" else "p_wald")
+    if col not in sub.columns:
+        raise ValueError(f"column {col!r} is not in the scan table")
+    fig, ax = plt.subplots(figsize=(9.0, 3.6), constrained_layout=True)
+    if kind == "qq":
+        p = np.sort(sub[col].to_numpy(dtype=float))
+        p = p[np.isfinite(p) & (p > 0)]
+        if p.size == 0:
+            raise ValueError(f"no finite p-values in column {col!r}")
+        expected = -np.log10((np.arange(1, p.size + 1) - 0.5) / p.size)
+        ax.plot(expected, -np.log10(p), ".", color="slateblue", ms=3)
+        top = float(max(expected.max(), -np.log10(p).max()))
+        ax.plot([0, top], [0, top], color="gray", lw=1)
+        ax.set_xlabel("expected -log10 p")
+        ax.set_ylabel(f"observed -log10 {col}")
+    else:
+        x, ticks, idx = _genome_axis(sub)
+        y = sub[col].to_numpy(dtype=float)
+        if kind == "manhattan":
+            y = -np.log10(y)
+            colors = np.where(idx % 2 == 0, "slateblue", "darkorange")
+            ax.scatter(x, y, s=4, c=colors)
+            ax.set_ylabel(f"-log10 {col}")
+        else:
+            for i in np.unique(idx):
+                sel = idx == i
+                order = np.argsort(x[sel])
+                ax.plot(x[sel][order], y[sel][order], color="slateblue", lw=1.5)
+            ax.set_ylabel(col.upper() if col == "lod" else col)
+        ax.set_xticks([t[1] for t in ticks])
+        ax.set_xticklabels([t[0] for t in ticks])
+        ax.set_xlabel("chromosome")
+    ax.set_title(f"{name}: {kind}")
     fmt = os.path.splitext(str(path))[1].lstrip(".") or "png"
     try:
         atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=100))

@@ -104,6 +104,7 @@ def scan(
     kinship: pd.DataFrame | dict[str, pd.DataFrame] | None = None,
     loco: bool = False,
     mode: Literal["fixed", "exact"] = "fixed",
+    reml: bool = True,
     samples: Literal["strict", "drop"] = "strict",
     intercept: bool | None = None,
     chunk_size: int = CHUNK_SIZE,
@@ -130,6 +131,8 @@ def scan(
     mode
         ``"fixed"``: the null REML hsq held fixed (R/qtl2, FaST-LMM); ``"exact"``: hsq
         re-estimated at every marker, REML for the Wald test and ML for the LRT (GEMMA -lmm 4).
+    reml
+        ``False``: the Wald test's hsq is estimated by ML instead of REML (both modes).
     samples
         ``"strict"``: phenotyped samples without genotypes, kinship or covariates are an error
         naming them; ``"drop"``: they are left out with a warning (and listed in
@@ -231,7 +234,7 @@ def scan(
             G = np.where(np.isnan(G), mean[None], G)
             mono = np.all(np.ptp(G, axis=0) == 0, axis=0)
             Gr = np.einsum("ni,ikm->nkm", U.T, G, optimize=True)
-            res = scan_chunk(null, Gr, mode=mode)
+            res = scan_chunk(null, Gr, mode=mode, reml=reml)
             frames.append(_table(res, pat, meta, mean, mono, genotypes.k))
         done += m
         if progress is not None:

@@ -157,7 +157,12 @@ def _chi2_sf(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def scan_chunk(
-    null: NullModel, G: np.ndarray, *, mode: str, hsq_fixed: np.ndarray | None = None
+    null: NullModel,
+    G: np.ndarray,
+    *,
+    mode: str,
+    reml: bool = True,
+    hsq_fixed: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Test every marker of a rotated chunk against every trait.
 
@@ -169,6 +174,9 @@ def scan_chunk(
         Rotated genotype columns of m markers (k columns each), missing values already imputed.
     mode
         ``"fixed"`` or ``"exact"``.
+    reml
+        Estimate the hsq of the Wald test by REML (default, as GEMMA) or ML: in ``fixed`` mode
+        the null model's estimate, in ``exact`` mode each marker's.
     hsq_fixed : (t,), optional
         hsq to hold fixed in ``fixed`` mode (default: the null REML estimates).
 
@@ -191,7 +199,8 @@ def scan_chunk(
         Mt[~ok, :, :] = np.eye(k, n)[None]
         logdet_mm = np.where(ok, logdet_mm, 0.0)
     if mode == "fixed":
-        h0 = null.hsq_reml if hsq_fixed is None else np.asarray(hsq_fixed, dtype=float)
+        default = null.hsq_reml if reml else null.hsq_ml
+        h0 = default if hsq_fixed is None else np.asarray(hsq_fixed, dtype=float)
         Gm, _ = _grams(null, h0[iy], iy, im, Mt)
         rss0, rss1, beta, Ainv = _rss_and_effects(Gm, p, k)
         lrt = n * np.log(rss0 / rss1)
@@ -202,8 +211,8 @@ def scan_chunk(
             h0[iy], iy, im, null.model.lam, null.model.qcols, null.model.Yt, Mt, logdet_mm, False
         )
     elif mode == "exact":
-        h_reml, _ = _search(null, iy, im, Mt, logdet_mm, True)
-        _, ll_ml = _search(null, iy, im, Mt, logdet_mm, False)
+        h_ml, ll_ml = _search(null, iy, im, Mt, logdet_mm, False)
+        h_reml = _search(null, iy, im, Mt, logdet_mm, True)[0] if reml else h_ml
         Gm, _ = _grams(null, h_reml, iy, im, Mt)
         rss0, rss1, beta, Ainv = _rss_and_effects(Gm, p, k)
         lrt = 2.0 * (ll_ml - null.loglik_ml[iy])
