@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lmmlite.core import _kernels
 from lmmlite.core.brent import brent_fmin, brent_fmin_lockstep
 
 
@@ -43,6 +44,11 @@ def test_brent_fmin__interior_minimum_within_tol():
     tol=st.sampled_from([1e-3, 1e-4, 1e-6, 1e-8]),
 )
 def test_brent_fmin_lockstep__identical_to_scalar_per_item(centres, tol):
+    for compiled in (True, False):  # the numba steps and the NumPy version
+        _check_lockstep(centres, tol, compiled)
+
+
+def _check_lockstep(centres, tol, compiled):
     funcs = [
         (lambda x, c=c: (x - c) ** 2 * (1 + math.sin(5 * x) ** 2) + 0.1 * math.cos(9 * x))
         for c in centres
@@ -51,7 +57,12 @@ def test_brent_fmin_lockstep__identical_to_scalar_per_item(centres, tol):
     def batch(x, idx):
         return np.array([funcs[i](float(v)) for i, v in zip(idx, x, strict=True)])
 
-    res = brent_fmin_lockstep(batch, len(funcs), 0.0, 1.0, tol)
+    saved = _kernels.HAVE_NUMBA
+    _kernels.HAVE_NUMBA = compiled and saved
+    try:
+        res = brent_fmin_lockstep(batch, len(funcs), 0.0, 1.0, tol)
+    finally:
+        _kernels.HAVE_NUMBA = saved
     scalar = np.array([brent_fmin(f, 0.0, 1.0, tol) for f in funcs])
     np.testing.assert_array_equal(res.x, scalar)
     assert res.converged.all()

@@ -73,11 +73,12 @@ def _numeric_frame(df: Any, what: str, error: type[InputError]) -> pd.DataFrame:
         )
     if df.shape[0] == 0 or df.shape[1] == 0:
         raise error(f"{what} is empty (shape {df.shape})")
-    bad = [str(c) for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+    numeric = [pd.api.types.is_numeric_dtype(dt) for dt in df.dtypes]
+    bad = [c for c, ok in zip(df.columns, numeric, strict=True) if not ok]
     if bad:
         examples = []
         for c in bad[:3]:
-            col = df[str(c)] if str(c) in df.columns else df[c]
+            col = df[c]
             vals = pd.to_numeric(col, errors="coerce")
             first = col[vals.isna() & col.notna()]
             if len(first):
@@ -85,10 +86,9 @@ def _numeric_frame(df: Any, what: str, error: type[InputError]) -> pd.DataFrame:
             else:
                 examples.append(str(c))
         raise error(f"{what} has non-numeric column(s): {', '.join(examples)}")
-    out = df.astype(float)
-    out.index = _ids(df.index, what)
-    out.columns = [str(c) for c in df.columns]
-    return out
+    return pd.DataFrame(
+        df.to_numpy(dtype=float), index=_ids(df.index, what), columns=[str(c) for c in df.columns]
+    )
 
 
 def _kinship_frame(kinship: Any) -> pd.DataFrame:
@@ -104,8 +104,9 @@ def _kinship_frame(kinship: Any) -> pd.DataFrame:
         )
     cols = _ids(pd.Index(K.columns), "kinship columns")
     if set(cols) != set(K.index):
-        only_rows = [i for i in K.index if i not in set(cols)]
-        only_cols = [c for c in cols if c not in set(K.index)]
+        col_set, row_set = set(cols), set(K.index)
+        only_rows = [i for i in K.index if i not in col_set]
+        only_cols = [c for c in cols if c not in row_set]
         raise SampleMismatchError(
             "kinship row and column ids differ: rows only "
             f"{format_values(only_rows)}; columns only {format_values(only_cols)}"
@@ -133,9 +134,11 @@ def _align(
     K: pd.DataFrame, P: pd.DataFrame, C: pd.DataFrame | None, samples: str
 ) -> tuple[pd.Index, list[str]]:
     ids = P.index
-    missing = {"kinship": [i for i in ids if i not in set(K.index)]}
+    k_ids = set(K.index)
+    missing = {"kinship": [i for i in ids if i not in k_ids]}
     if C is not None:
-        missing["covariates"] = [i for i in ids if i not in set(C.index)]
+        c_ids = set(C.index)
+        missing["covariates"] = [i for i in ids if i not in c_ids]
     dropped = sorted({i for v in missing.values() for i in v})
     if dropped and samples == "strict":
         parts = [f"{len(v)} not in the {k} ({format_values(v)})" for k, v in missing.items() if v]
@@ -144,7 +147,8 @@ def _align(
             f"{'; '.join(parts)}. Pass samples='intersection' to analyse only the samples "
             "present in every input"
         )
-    keep = pd.Index([i for i in ids if i not in set(dropped)], dtype=object)
+    gone = set(dropped)
+    keep = pd.Index([i for i in ids if i not in gone], dtype=object)
     return keep, dropped
 
 

@@ -69,7 +69,8 @@ def _match(
             SamplesDroppedWarning,
             stacklevel=3,
         )
-    return pd.Index([i for i in ids if i not in set(dropped)], dtype=object), dropped
+    gone = set(dropped)
+    return pd.Index([i for i in ids if i not in gone], dtype=object), dropped
 
 
 class _Pattern:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _kernels
+from .brent import GOLDEN, SQRT_EPS, BrentResult, brent_fmin_lockstep
 
 __all__ = ["RotatedModel"]
 
@@ -74,6 +75,34 @@ class RotatedModel:
             self._logdet_mm,
             reml,
         )
+
+    def search(self, reml: bool, tol: float) -> BrentResult:
+        """Brent's search of every trait's hsq on [0, 1] (R's iteration, all traits together:
+        compiled, in lockstep within cache-sized blocks; or NumPy lockstep without numba)."""
+        t = self.t
+        if _kernels.HAVE_NUMBA:
+            x, fx, n_eval, done = _kernels.fit_items(
+                np.arange(t),
+                np.zeros(t, dtype=np.int64),
+                self.lam,
+                self.qcols,
+                self.Yt,
+                self._Mt,
+                self._logdet_mm,
+                reml,
+                0.0,
+                1.0,
+                tol,
+                SQRT_EPS,
+                GOLDEN,
+            )
+            return BrentResult(x=x, fx=fx, n_eval=n_eval, converged=done)
+
+        def objective(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+            ll = self.loglik(x, idx, reml)
+            return np.where(np.isnan(ll), np.inf, -ll)
+
+        return brent_fmin_lockstep(objective, t, 0.0, 1.0, tol)
 
     def solution(self, h: np.ndarray, items: np.ndarray) -> dict[str, np.ndarray]:
         """beta (m, p), rss, logdet_XSX, sum log d and the Cholesky factor of Q'SQ."""

@@ -285,6 +285,170 @@ def _residualise(yT, Q, coef, out):  # pragma: no cover - compiled
                 row[i] -= c * qk[i]
 
 
+def _brent_propose(active, a, b, x, w, v, fx, fw, fv, d, e, tol3, sqrt_eps, golden, u, done):
+    """One step of R's Brent_fmin for each active item (see brent.py): the stopping test, then
+    the next point ``u``. Compacts ``active`` in place to the items still running and returns
+    their number (``u[:k]`` holds their points). Exact IEEE arithmetic (no fast-math)."""
+    k = 0
+    for idx in range(active.shape[0]):
+        j = active[idx]
+        xj = x[j]
+        xm = (a[j] + b[j]) * 0.5
+        tol1 = sqrt_eps * abs(xj) + tol3
+        t2 = tol1 * 2.0
+        if abs(xj - xm) <= t2 - (b[j] - a[j]) * 0.5:
+            done[j] = True
+            continue
+        p = 0.0
+        q = 0.0
+        r = 0.0
+        if abs(e[j]) > tol1:
+            r = (xj - w[j]) * (fx[j] - fv[j])
+            q = (xj - v[j]) * (fx[j] - fw[j])
+            p = (xj - v[j]) * q - (xj - w[j]) * r
+            q = (q - r) * 2.0
+            if q > 0.0:
+                p = -p
+            else:
+                q = -q
+            r = e[j]
+            e[j] = d[j]
+        bad = math.isnan(p) or math.isnan(q) or math.isnan(r)
+        if bad or abs(p) >= abs(q * 0.5 * r) or p <= q * (a[j] - xj) or p >= q * (b[j] - xj):
+            e[j] = (b[j] - xj) if xj < xm else (a[j] - xj)
+            d[j] = golden * e[j]
+        else:
+            d[j] = p / q
+            uu = xj + d[j]
+            if uu - a[j] < t2 or b[j] - uu < t2:
+                d[j] = tol1 if xj < xm else -tol1
+        if abs(d[j]) >= tol1:
+            uu = xj + d[j]
+        elif d[j] > 0.0:
+            uu = xj + tol1
+        else:
+            uu = xj - tol1
+        active[k] = j
+        u[k] = uu
+        k += 1
+    return k
+
+
+def _brent_update(active, u, fu, a, b, x, w, v, fx, fw, fv):
+    """Brent_fmin's update of (a, b, v, w, x) after evaluating the active items at ``u``."""
+    for idx in range(active.shape[0]):
+        j = active[idx]
+        uu = u[idx]
+        f = fu[idx]
+        if f <= fx[j]:
+            if uu < x[j]:
+                b[j] = x[j]
+            else:
+                a[j] = x[j]
+            v[j] = w[j]
+            fv[j] = fw[j]
+            w[j] = x[j]
+            fw[j] = fx[j]
+            x[j] = uu
+            fx[j] = f
+        else:
+            if uu < x[j]:
+                a[j] = uu
+            else:
+                b[j] = uu
+            if f <= fw[j] or w[j] == x[j]:
+                v[j] = w[j]
+                fv[j] = fw[j]
+                w[j] = uu
+                fw[j] = f
+            elif f <= fv[j] or v[j] == x[j] or v[j] == w[j]:
+                v[j] = uu
+                fv[j] = f
+
+
+#: Items searched together (in lockstep) by one parallel task of ``fit_items``: their data
+#: (64 traits x n doubles) stays in the core's cache for the whole search.
+_FIT_BLOCK = 64
+_MAX_ITER = 500
+
+
+def _neg_loglik(h, j, iy, im, lam, qcols, Yt, Mt, logdet_mm, reml, zero, s, G):
+    c = G.shape[0]
+    L = _gram(h, lam, qcols, Mt, im[j], Yt[iy[j]], zero, s, G)
+    ll = _assemble(G, L, lam.shape[0], c - 1, reml, logdet_mm[im[j]])
+    return math.inf if math.isnan(ll) else -ll
+
+
+def _fit_items(
+    iy,
+    im,
+    lam,
+    qcols,
+    Yt,
+    Mt,
+    logdet_mm,
+    reml,
+    lower,
+    upper,
+    tol3,
+    sqrt_eps,
+    golden,
+    x_out,
+    fx_out,
+    neval_out,
+    done_out,
+):
+    """Brent's search (R's Brent_fmin, step for step) of every item, in lockstep within blocks
+    of ``_FIT_BLOCK`` items; blocks run in parallel. Minimises -loglik (NaN taken as +inf)."""
+    m = iy.shape[0]
+    n = lam.shape[0]
+    c = len(qcols) + Mt.shape[1] + 1
+    zero = np.zeros(n)
+    nblk = (m + _FIT_BLOCK - 1) // _FIT_BLOCK
+    for blk in numba.prange(nblk):
+        j0 = blk * _FIT_BLOCK
+        nb = min(m, j0 + _FIT_BLOCK) - j0
+        s = np.empty(n)
+        G = np.empty((c, c))
+        a = np.full(nb, lower)
+        b = np.full(nb, upper)
+        v = a + golden * (b - a)
+        w = v.copy()
+        x = v.copy()
+        d = np.zeros(nb)
+        e = np.zeros(nb)
+        fx = np.empty(nb)
+        for i in range(nb):
+            fx[i] = _neg_loglik(
+                x[i], j0 + i, iy, im, lam, qcols, Yt, Mt, logdet_mm, reml, zero, s, G
+            )
+        fv = fx.copy()
+        fw = fx.copy()
+        neval = np.ones(nb, dtype=np.int64)
+        done = np.zeros(nb, dtype=np.bool_)
+        active = np.arange(nb)
+        u = np.empty(nb)
+        fu = np.empty(nb)
+        for _ in range(_MAX_ITER):
+            k = _brent_propose(
+                active, a, b, x, w, v, fx, fw, fv, d, e, tol3, sqrt_eps, golden, u, done
+            )
+            if k == 0:
+                break
+            active = active[:k]
+            for ii in range(k):
+                fu[ii] = _neg_loglik(
+                    u[ii], j0 + active[ii], iy, im, lam, qcols, Yt, Mt, logdet_mm, reml, zero, s, G
+                )
+                neval[active[ii]] += 1
+            _brent_update(active, u[:k], fu[:k], a, b, x, w, v, fx, fw, fv)
+        for i in range(nb):
+            x_out[j0 + i] = x[i]
+            fx_out[j0 + i] = fx[i]
+            neval_out[j0 + i] = neval[i]
+            done_out[j0 + i] = done[i]
+
+
 def _renamed(func, name):
     """A copy of ``func`` under another name (for a separate numba cache entry)."""
     copy = types.FunctionType(func.__code__, func.__globals__, name, func.__defaults__)
@@ -305,7 +469,14 @@ if HAVE_NUMBA:
     _loglik_parallel = numba.njit(parallel=True, **_opts)(_loglik_items)
     _gram_serial = numba.njit(**_opts)(_renamed(_gram_items, "_gram_serial"))
     _gram_parallel = numba.njit(parallel=True, **_opts)(_gram_items)
-    _residualise = numba.njit(parallel=True, **_opts)(_residualise)
+    _residualise_parallel = numba.njit(parallel=True, **_opts)(_residualise)
+    _residualise_serial = numba.njit(**_opts)(_renamed(_residualise, "_residualise_serial"))
+    _exact = {"cache": True, "nogil": True}  # Brent's decisions need exact IEEE semantics
+    brent_propose = _brent_propose = numba.njit(**_exact)(_brent_propose)
+    brent_update = _brent_update = numba.njit(**_exact)(_brent_update)
+    _neg_loglik = numba.njit(**_opts)(_neg_loglik)
+    _fit_items_parallel = numba.njit(parallel=True, **_exact)(_fit_items)
+    _fit_items_serial = numba.njit(**_exact)(_renamed(_fit_items, "_fit_items_serial"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -412,8 +583,41 @@ def residualise(yT: np.ndarray, Q: np.ndarray, *, use_numba=None):
     out = np.empty(yT.shape)
     coef = np.empty((Q.shape[0], yT.shape[0]))
     if use:
-        _residualise(yT, np.ascontiguousarray(Q), coef, out)
+        big = yT.shape[0] * yT.shape[1] >= _PARALLEL_MIN_WORK
+        kernel = _residualise_parallel if big else _residualise_serial
+        kernel(yT, np.ascontiguousarray(Q), coef, out)
     else:
         coef = Q @ yT.T
         np.subtract(yT, coef.T @ Q, out=out)
     return coef, out
+
+
+def fit_items(iy, im, lam, qcols, Yt, Mt, logdet_mm, reml, lower, upper, tol, sqrt_eps, golden):
+    """Compiled Brent search of every item (numba only); returns (x, fx, n_eval, converged)."""
+    m = iy.shape[0]
+    x = np.empty(m)
+    fx = np.empty(m)
+    neval = np.empty(m, dtype=np.int64)
+    done = np.empty(m, dtype=bool)
+    big = m * lam.shape[0] >= _PARALLEL_MIN_WORK
+    kernel = _fit_items_parallel if big else _fit_items_serial
+    kernel(
+        np.ascontiguousarray(iy, dtype=np.int64),
+        np.ascontiguousarray(im, dtype=np.int64),
+        lam,
+        qcols,
+        Yt,
+        Mt,
+        logdet_mm,
+        reml,
+        float(lower),
+        float(upper),
+        tol / 3.0,
+        sqrt_eps,
+        golden,
+        x,
+        fx,
+        neval,
+        done,
+    )
+    return x, fx, neval, done

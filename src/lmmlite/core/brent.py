@@ -24,10 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _kernels
+
 __all__ = ["BrentResult", "brent_fmin", "brent_fmin_lockstep"]
 
-_GOLDEN = (3.0 - math.sqrt(5.0)) * 0.5
-_SQRT_EPS = math.sqrt(np.finfo(float).eps)
+GOLDEN = _GOLDEN = (3.0 - math.sqrt(5.0)) * 0.5
+SQRT_EPS = _SQRT_EPS = math.sqrt(np.finfo(float).eps)
 #: Brent's interval shrinks geometrically; this many steps exceed any tol >= 1e-300 on [0, 1].
 MAX_ITER = 500
 
@@ -154,6 +156,8 @@ def brent_fmin_lockstep(
     -------
     BrentResult
     """
+    if _kernels.HAVE_NUMBA:
+        return _lockstep_compiled(f, m, lower, upper, tol)
     a = np.full(m, float(lower))
     b = np.full(m, float(upper))
     v = a + _GOLDEN * (b - a)
@@ -231,3 +235,39 @@ def brent_fmin_lockstep(
         x[active], fx[active] = X_new, FX_new
         d[active], e[active] = D, E
     return BrentResult(x=x, fx=fx, n_eval=n_eval, converged=converged)
+
+
+def _lockstep_compiled(
+    f: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    m: int,
+    lower: float,
+    upper: float,
+    tol: float,
+) -> BrentResult:
+    """:func:`brent_fmin_lockstep` with the per-item steps compiled (same arithmetic)."""
+    a = np.full(m, float(lower))
+    b = np.full(m, float(upper))
+    v = a + _GOLDEN * (b - a)
+    w = v.copy()
+    x = v.copy()
+    d = np.zeros(m)
+    e = np.zeros(m)
+    fx = np.array(f(x, np.arange(m)), dtype=float)
+    fv = fx.copy()
+    fw = fx.copy()
+    n_eval = np.ones(m, dtype=np.int64)
+    done = np.zeros(m, dtype=bool)
+    active = np.arange(m, dtype=np.int64)
+    u = np.empty(m)
+    for _ in range(MAX_ITER):
+        k = _kernels.brent_propose(
+            active, a, b, x, w, v, fx, fw, fv, d, e, tol / 3.0, _SQRT_EPS, _GOLDEN, u, done
+        )
+        if k == 0:
+            break
+        active = active[:k].copy()
+        uk = u[:k].copy()
+        fu = np.asarray(f(uk, active), dtype=float)
+        n_eval[active] += 1
+        _kernels.brent_update(active, uk, fu, a, b, x, w, v, fx, fw, fv)
+    return BrentResult(x=x, fx=fx, n_eval=n_eval, converged=done)

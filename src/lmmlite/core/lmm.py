@@ -38,7 +38,6 @@ from ..results import EigenRotation, HsqInference, LMMFit, MLSolution
 from . import reference
 from ._fast import RotatedModel
 from ._inputs import check_hsq, check_model_arrays
-from .brent import brent_fmin_lockstep
 from .inference import hsq_lrt, hsq_profile_ci, hsq_second_derivative
 
 __all__ = ["LogLik", "calc_ll", "eigen_rotation", "fit_lmm", "get_ml_soln", "hsq_inference"]
@@ -210,11 +209,7 @@ def _fit_fast(
 ) -> dict[str, np.ndarray]:
     t = model.t
 
-    def objective(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        ll = model.loglik(x, idx, reml)
-        return np.where(np.isnan(ll), np.inf, -ll)
-
-    res = brent_fmin_lockstep(objective, t, 0.0, 1.0, tol)
+    res = model.search(reml, tol)
     hsq = res.x.copy()
     loglik = -res.fx
     n_eval = res.n_eval.copy()

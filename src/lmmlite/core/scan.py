@@ -40,7 +40,7 @@ from scipy import special
 
 from . import _kernels
 from ._fast import RotatedModel
-from .brent import brent_fmin_lockstep
+from .brent import GOLDEN, SQRT_EPS, brent_fmin_lockstep
 from .lmm import _fit_fast
 
 __all__ = ["NullModel", "fit_null", "scan_chunk"]
@@ -128,13 +128,20 @@ def _search(null: NullModel, iy, im, Mt, logdet_mm, reml: bool) -> tuple[np.ndar
     """Per-item Brent search of hsq (as fit_lmm, with the boundary check); returns (h, loglik)."""
     lam, qcols, Yt = null.model.lam, null.model.qcols, null.model.Yt
 
-    def objective(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        ll = _kernels.loglik_items(x, iy[idx], im[idx], lam, qcols, Yt, Mt, logdet_mm, reml)
-        return np.where(np.isnan(ll), np.inf, -ll)
+    if _kernels.HAVE_NUMBA:
+        h, fx, _, _ = _kernels.fit_items(
+            iy, im, lam, qcols, Yt, Mt, logdet_mm, reml, 0.0, 1.0, null.tol, SQRT_EPS, GOLDEN
+        )
+    else:
 
-    res = brent_fmin_lockstep(objective, iy.shape[0], 0.0, 1.0, null.tol)
-    h = res.x.copy()
-    ll = -res.fx
+        def objective(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+            ll = _kernels.loglik_items(x, iy[idx], im[idx], lam, qcols, Yt, Mt, logdet_mm, reml)
+            return np.where(np.isnan(ll), np.inf, -ll)
+
+        res = brent_fmin_lockstep(objective, iy.shape[0], 0.0, 1.0, null.tol)
+        h, fx = res.x, res.fx
+    h = h.copy()
+    ll = -fx
     for edge in (0.0, 1.0):
         le = _kernels.loglik_items(
             np.full(h.shape, edge), iy, im, lam, qcols, Yt, Mt, logdet_mm, reml
