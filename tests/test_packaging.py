@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_ci_run__executes_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     script = (ROOT / ".ci" / "run").read_text().splitlines()
-    command = [line for line in script if line.strip() and not line.startswith(("#", "set ",
-                                                                                  "cd "))]
+    command = [
+        line for line in script if line.strip() and not line.startswith(("#", "set ", "cd "))
+    ]
     assert len(command) == 1, command
     blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
     assert any(command[0].strip() == b.strip() for b in blocks), command[0]
@@ -50,8 +51,9 @@ def _tool(name: str) -> str:
 
 
 def test_ruff__clean():
-    res = subprocess.run([_tool("ruff"), "check", "src", "tests", "bench"], cwd=ROOT,
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [_tool("ruff"), "check", "src", "tests", "bench"], cwd=ROOT, capture_output=True, text=True
+    )
     assert res.returncode == 0, res.stdout + res.stderr
 
 
