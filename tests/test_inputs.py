@@ -1,0 +1,279 @@
+"""Bad input gets a clear error naming the problem and the offending values."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import lmmlite
+from lmmlite import (
+    CovariateError,
+    InputError,
+    KinshipError,
+    PhenotypeError,
+    SampleMismatchError,
+)
+
+
+def _frames(small_problem):
+    K, Y, X = small_problem
+    ids = [f"id{i:02d}" for i in range(K.shape[0])]
+    Kdf = pd.DataFrame(K, index=ids, columns=ids)
+    Pdf = pd.DataFrame(Y, index=ids, columns=["a", "b"])
+    Cdf = pd.DataFrame({"x": X[:, 1]}, index=ids)
+    return Kdf, Pdf, Cdf
+
+
+def _herit(*args, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", lmmlite.BoundaryWarning)
+        return lmmlite.heritability(*args, **kw)
+
+
+# --- sample ids ------------------------------------------------------------------------------
+
+
+def test_heritability__pheno_id_missing_from_kinship_is_listed(small_problem):
+    K, P, C = _frames(small_problem)
+    with pytest.raises(SampleMismatchError, match=r"not in the kinship \(id03, id07\)"):
+        _herit(K.drop(index=["id03", "id07"], columns=["id03", "id07"]), P, C)
+
+
+def test_heritability__pheno_id_missing_from_covariates_is_listed(small_problem):
+    K, P, C = _frames(small_problem)
+    with pytest.raises(SampleMismatchError, match=r"not in the covariates \(id05\)"):
+        _herit(K, P, C.drop(index="id05"))
+
+
+def test_heritability__intersection_drops_and_reports(small_problem):
+    K, P, C = _frames(small_problem)
+    got = _herit(K.drop(index="id05", columns="id05"), P, C, samples="intersection")
+    assert got.attrs["dropped_samples"] == ["id05"]
+    want = _herit(K, P.drop(index="id05"), C)
+    pd.testing.assert_frame_equal(got, want)
+
+
+@pytest.mark.parametrize("which", ["pheno", "kinship", "covar"])
+def test_heritability__duplicated_ids_are_listed(small_problem, which):
+    K, P, C = _frames(small_problem)
+    if which == "pheno":
+        P = pd.concat([P, P.iloc[[4]]])
+    elif which == "covar":
+        C = pd.concat([C, C.iloc[[4]]])
+    else:
+        K = pd.concat([K, K.iloc[[4]]])
+    with pytest.raises(SampleMismatchError, match="duplicated sample ids: id04"):
+        _herit(K, P, C)
+
+
+def test_heritability__kinship_rows_and_columns_must_match(small_problem):
+    K, P, C = _frames(small_problem)
+    K = K.rename(columns={"id02": "zz"})
+    with pytest.raises(SampleMismatchError, match="rows only id02; columns only zz"):
+        _herit(K, P, C)
+
+
+def test_heritability__row_order_of_inputs_does_not_matter(small_problem):
+    K, P, C = _frames(small_problem)
+    ref = _herit(K, P, C, tol=1e-8)
+    rng = np.random.default_rng(3)
+    n = len(K)
+    got = _herit(
+        K.iloc[rng.permutation(n), rng.permutation(n)],
+        P.iloc[rng.permutation(n)],
+        C.iloc[rng.permutation(n)],
+        tol=1e-8,
+    )
+    pd.testing.assert_frame_equal(got.drop(columns="hsq"), ref.drop(columns="hsq"), rtol=1e-6)
+    np.testing.assert_allclose(got["hsq"], ref["hsq"], atol=1e-6)
+
+
+def test_heritability__intercept_added_only_without_a_constant_column(small_problem):
+    K, P, C = _frames(small_problem)
+    assert "beta_intercept" in _herit(K, P, C).columns
+    C2 = C.assign(const=1.0)
+    out = _herit(K, P, C2)
+    assert "beta_intercept" not in out.columns and "beta_const" in out.columns
+
+
+# --- kinship ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_eigen_rotation__non_finite_kinship(small_problem, bad):
+    K, Y, X = small_problem
+    K = K.copy()
+    K[3, 5] = K[5, 3] = bad
+    with pytest.raises(KinshipError, match=r"NaN or infinite value\(s\), e.g. at index \(3, 5\)"):
+        lmmlite.eigen_rotation(K, Y, X)
+
+
+def test_heritability__non_finite_kinship_names_samples(small_problem):
+    K, P, C = _frames(small_problem)
+    K.loc["id01", "id02"] = np.nan
+    with pytest.raises(KinshipError, match=r"\(id01, id02\)"):
+        _herit(K, P, C)
+
+
+def test_eigen_rotation__non_square_kinship(small_problem):
+    K, Y, X = small_problem
+    with pytest.raises(KinshipError, match=r"square; got shape \(40, 39\)"):
+        lmmlite.eigen_rotation(K[:, :-1], Y, X)
+
+
+def test_eigen_rotation__non_symmetric_kinship(small_problem):
+    K, Y, X = small_problem
+    K = K.copy()
+    K[0, 1] += 0.01
+    with pytest.raises(KinshipError, match=r"not symmetric: K\[0, 1\]"):
+        lmmlite.eigen_rotation(K, Y, X)
+
+
+def test_eigen_rotation__clearly_negative_eigenvalues(small_problem):
+    K, Y, X = small_problem
+    with pytest.raises(KinshipError, match="not positive semidefinite"):
+        lmmlite.eigen_rotation(K - 0.5 * np.eye(K.shape[0]), Y, X)
+
+
+def test_eigen_rotation__rounding_negative_eigenvalues_are_clipped(small_problem):
+    _K, Y, X = small_problem
+    rng = np.random.default_rng(1)
+    G = rng.standard_normal((40, 10))
+    Klow = G @ G.T / 10 - 1e-12 * np.eye(40)  # rank 10: 30 eigenvalues of -1e-12
+    e = lmmlite.eigen_rotation(Klow, Y, X)
+    assert e.n_clipped > 0
+    assert np.all(e.Kva >= 0)
+    assert np.all(np.diff(e.Kva) <= 0)  # decreasing, as R's eigen
+
+
+# --- covariates, phenotypes ------------------------------------------------------------------
+
+
+def test_fit_lmm__collinear_covariates_are_named(small_problem):
+    K, Y, X = small_problem
+    e = lmmlite.eigen_rotation(K, Y, X)
+    Xc = np.column_stack([e.X, 2 * e.X[:, 1]])
+    with pytest.raises(
+        CovariateError, match="rank 2; linearly dependent columns: column 1, column 2"
+    ):
+        lmmlite.fit_lmm(e.Kva, e.y, Xc)
+    with pytest.raises(CovariateError, match="collinear"):
+        lmmlite.eigen_rotation(K, Y, np.column_stack([X, X[:, 1] + 1.0]))
+
+
+def test_heritability__collinear_covariates_are_named(small_problem):
+    K, P, C = _frames(small_problem)
+    with pytest.raises(CovariateError, match="x, x2"):
+        _herit(K, P, C.assign(x2=C["x"] * 3))
+
+
+def test_heritability__missing_covariate_names_sample(small_problem):
+    K, P, C = _frames(small_problem)
+    C.loc["id09", "x"] = np.nan
+    with pytest.raises(CovariateError, match=r"missing values for 1 sample.*id09"):
+        _herit(K, P, C)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_fit_lmm__non_finite_y_or_X(small_problem, bad):
+    K, Y, X = small_problem
+    e = lmmlite.eigen_rotation(K, Y, X)
+    y = e.y.copy()
+    y[4, 1] = bad
+    with pytest.raises(PhenotypeError, match=r"y has 1 NaN or infinite.*\(4, 1\)"):
+        lmmlite.fit_lmm(e.Kva, y, e.X)
+    Xb = e.X.copy()
+    Xb[2, 0] = bad
+    with pytest.raises(CovariateError, match="covariate matrix X has 1 NaN or infinite"):
+        lmmlite.fit_lmm(e.Kva, e.y, Xb)
+
+
+def test_heritability__infinite_phenotype_is_named(small_problem):
+    K, P, C = _frames(small_problem)
+    P.loc["id01", "b"] = np.inf
+    with pytest.raises(PhenotypeError, match=r"infinite values in column.*b"):
+        _herit(K, P, C)
+
+
+def test_fit_lmm__constant_phenotype(small_problem):
+    K, Y, X = small_problem
+    Y = Y.copy()
+    Y[:, 1] = 7.0
+    e = lmmlite.eigen_rotation(K, Y, X)
+    with pytest.raises(PhenotypeError, match=r"constant.*column 1"):
+        lmmlite.fit_lmm(e.Kva, e.y, e.X)
+
+
+def test_heritability__constant_phenotype_is_named(small_problem):
+    K, P, C = _frames(small_problem)
+    P["b"] = 3.0
+    with pytest.raises(PhenotypeError, match=r"constant.*: b"):
+        _herit(K, P, C)
+
+
+def test_fit_lmm__n_not_greater_than_p(small_problem):
+    K, Y, _X = small_problem
+    Xw = np.random.default_rng(0).standard_normal((40, 40))
+    with pytest.raises(CovariateError, match="n = 40 samples and p = 40"):
+        lmmlite.eigen_rotation(K, Y, Xw)
+
+
+def test_heritability__too_few_observed_values(small_problem):
+    K, P, C = _frames(small_problem)
+    P.iloc[2:, 1] = np.nan  # trait b: 2 observations for 2 covariates
+    with pytest.raises(PhenotypeError, match=r"b.*n = 2 observed samples for p = 2"):
+        _herit(K, P, C)
+
+
+def test_heritability__non_numeric_column_is_named(small_problem):
+    K, P, C = _frames(small_problem)
+    P = P.astype(object)
+    P.loc["id03", "a"] = "tall"
+    with pytest.raises(PhenotypeError, match=r"non-numeric column.*a.*'tall' for sample id03"):
+        _herit(K, P, C)
+
+
+def test_heritability__empty_pheno(small_problem):
+    K, P, C = _frames(small_problem)
+    with pytest.raises(PhenotypeError, match="empty"):
+        _herit(K, P.iloc[:, :0], C)
+
+
+# --- options -----------------------------------------------------------------------------------
+
+
+def test_calc_ll__hsq_outside_unit_interval(small_problem):
+    K, Y, X = small_problem
+    e = lmmlite.eigen_rotation(K, Y, X)
+    with pytest.raises(InputError, match=r"\[0, 1\]; got 1.5"):
+        lmmlite.calc_ll([0.2, 1.5], e.Kva, e.y, e.X)
+
+
+@pytest.mark.parametrize("tol", [0.0, -1e-4, np.nan])
+def test_fit_lmm__invalid_tol(small_problem, tol):
+    K, Y, X = small_problem
+    e = lmmlite.eigen_rotation(K, Y, X)
+    with pytest.raises(InputError, match="tol must be a positive number"):
+        lmmlite.fit_lmm(e.Kva, e.y, e.X, tol=tol)
+
+
+def test_fit_lmm__unknown_engine(small_problem):
+    K, Y, X = small_problem
+    e = lmmlite.eigen_rotation(K, Y, X)
+    with pytest.raises(InputError, match="engine must be 'fast' or 'reference'; got 'gpu'"):
+        lmmlite.fit_lmm(e.Kva, e.y, e.X, engine="gpu")
+
+
+def test_fit_lmm__mismatched_lengths(small_problem):
+    K, Y, X = small_problem
+    e = lmmlite.eigen_rotation(K, Y, X)
+    with pytest.raises(InputError, match="y has 39 rows but there are 40 eigenvalues"):
+        lmmlite.fit_lmm(e.Kva, e.y[:-1], e.X)
+
+
+def test_errors_are_value_errors():
+    assert issubclass(SampleMismatchError, ValueError)
+    assert issubclass(KinshipError, lmmlite.LmmliteError)
