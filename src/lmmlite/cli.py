@@ -315,6 +315,8 @@ def _herit(args: argparse.Namespace) -> None:
 
     if not (np.isfinite(args.tol) and args.tol > 0):
         raise LmmliteError(f"--tol must be a positive number; got {args.tol}")
+    if args.out:
+        _check_output(args.out)
     K, P, C = _read_inputs(args)
     out = heritability(
         K,
@@ -336,6 +338,8 @@ def _profile(args: argparse.Namespace) -> None:
     from .io.tables import write_table
     from .labeled import heritability, loglik_profile
 
+    if args.out:
+        _check_output(args.out)
     K, P, C = _read_inputs(args)
     traits = args.trait or [str(P.columns[0])]
     prof = loglik_profile(
@@ -392,6 +396,18 @@ def _kinship(args: argparse.Namespace) -> None:
         )
 
 
+def _check_output(path: str) -> None:
+    """Fail before any work on an output name that cannot be written."""
+    from .exceptions import FileFormatError
+    from .io.tables import separator_for
+
+    if not path.lower().endswith(".parquet"):
+        separator_for(path)
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise FileFormatError(f"cannot write {path!r}: folder {str(folder)!r} does not exist")
+
+
 def _progress(done: int, total: int) -> None:
     if sys.stderr.isatty():
         width = 30
@@ -411,8 +427,7 @@ def _scan(args: argparse.Namespace) -> None:
 
     out_path = args.out
     parquet = out_path.lower().endswith(".parquet")
-    if not parquet:
-        separator_for(out_path)  # fail early on an unknown extension
+    _check_output(out_path)
     src = _source(args)
     if args.pheno:
         P = (
@@ -506,12 +521,6 @@ def _demo(args: argparse.Namespace) -> None:
     print(f"\nwrote {outdir / 'heritability.csv'} and {outdir / 'profile.png'}")
 
 
-def _format_warning(
-    message: Warning | str, category: type[Warning], *_: object, **__: object
-) -> str:
-    return f"lmmlite: warning: {message}\n"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lmmlite`` command; returns the exit status."""
     parser = _parser()
@@ -524,12 +533,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plot": _plot,
         "demo": _demo,
     }
-    old_format = warnings.formatwarning
-    warnings.formatwarning = _format_warning
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", LmmliteWarning)
-            handlers[args.command](args)
+            try:
+                handlers[args.command](args)
+            finally:
+                for w in caught:
+                    if issubclass(w.category, LmmliteWarning):
+                        print(f"lmmlite: warning: {w.message}", file=sys.stderr)
+                    else:
+                        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     except (LmmliteError, ValueError, OSError, ImportError) as exc:
         msg = " ".join(str(exc).split()) or type(exc).__name__
         print(f"lmmlite: error: {msg}", file=sys.stderr)
@@ -537,8 +551,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lmmlite: interrupted", file=sys.stderr)
         return 130
-    finally:
-        warnings.formatwarning = old_format
     return 0
 
 

@@ -1,0 +1,168 @@
+"""Command line: lmmlite herit, profile and demo."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import lmmlite
+from conftest import RECLA
+from lmmlite.cli import main
+from lmmlite.io.tables import read_table
+
+INPUTS = [
+    "--kinship",
+    str(RECLA / "kinship.csv"),
+    "--pheno",
+    str(RECLA / "pheno.csv"),
+    "--covar",
+    str(RECLA / "covar.csv"),
+]
+
+
+def _api(**kw):
+    K, P, C = (read_table(RECLA / f"{n}.csv") for n in ("kinship", "pheno", "covar"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", lmmlite.BoundaryWarning)
+        return lmmlite.heritability(K, P, C, **kw)
+
+
+@pytest.mark.parametrize("name", ["h.csv", "h.tsv"])
+def test_herit__writes_the_full_table(tmp_path, capsys, name):
+    out = tmp_path / name
+    assert main(["herit", *INPUTS, "--out", str(out)]) == 0
+    table = read_table(out)
+    want = _api()
+    assert list(table.index) == list(want.index) and len(table) == 26
+    np.testing.assert_allclose(table["hsq"], want["hsq"], rtol=1e-12)
+    printed = capsys.readouterr()
+    assert "OF_distance_first4" in printed.out and "0.764284" in printed.out
+    assert "lmmlite: warning:" in printed.err  # boundary estimates are reported, one line
+
+
+def test_herit__options_are_passed_through(tmp_path):
+    out = tmp_path / "h.csv"
+    assert (
+        main(["herit", *INPUTS, "--ml", "--tol", "1e-6", "--no-check-boundary", "--out", str(out)])
+        == 0
+    )
+    want = _api(reml=False, tol=1e-6, check_boundary=False)
+    np.testing.assert_allclose(read_table(out)["hsq"], want["hsq"], rtol=1e-12)
+    np.testing.assert_allclose(read_table(out)["loglik"], want["loglik"], rtol=1e-12)
+
+
+def _bad(tmp_path, capsys, args, message):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lmmlite: error:") and err.count("\n") == 1, err
+    assert message in err
+
+
+def test_herit__missing_and_empty_files(tmp_path, capsys):
+    _bad(
+        tmp_path,
+        capsys,
+        ["herit", "--kinship", str(tmp_path / "k.csv"), "--pheno", "p.csv"],
+        "does not exist",
+    )
+    (tmp_path / "p.csv").write_text("")
+    _bad(
+        tmp_path,
+        capsys,
+        ["herit", "--kinship", str(RECLA / "kinship.csv"), "--pheno", str(tmp_path / "p.csv")],
+        "is empty",
+    )
+
+
+def test_herit__non_numeric_column_and_mismatched_ids(tmp_path, capsys):
+    P = read_table(RECLA / "pheno.csv")
+    P2 = P.astype(object)
+    P2.iloc[3, 2] = "n/a?"
+    P2.to_csv(tmp_path / "p.csv")
+    _bad(
+        tmp_path,
+        capsys,
+        ["herit", "--kinship", str(RECLA / "kinship.csv"), "--pheno", str(tmp_path / "p.csv")],
+        "non-numeric column",
+    )
+    P.rename(index={P.index[0]: "ghost"}).to_csv(tmp_path / "q.csv")
+    _bad(
+        tmp_path,
+        capsys,
+        ["herit", "--kinship", str(RECLA / "kinship.csv"), "--pheno", str(tmp_path / "q.csv")],
+        "ghost",
+    )
+
+
+def test_herit__bad_output_leaves_nothing(tmp_path, capsys):
+    _bad(
+        tmp_path,
+        capsys,
+        ["herit", *INPUTS, "--out", str(tmp_path / "h.xlsx")],
+        "cannot tell the format",
+    )
+    _bad(
+        tmp_path,
+        capsys,
+        ["herit", *INPUTS, "--out", str(tmp_path / "no" / "h.csv")],
+        "does not exist",
+    )
+    assert not list(tmp_path.iterdir())
+
+
+def test_herit__subprocess_error_is_one_line_without_traceback(tmp_path):
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lmmlite",
+            "herit",
+            "--kinship",
+            str(tmp_path / "missing.csv"),
+            "--pheno",
+            "x.csv",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 2
+    assert res.stderr.startswith("lmmlite: error:") and res.stderr.count("\n") == 1
+    assert "Traceback" not in res.stderr
+
+
+def test_profile__plot_and_grid(tmp_path, capsys):
+    import matplotlib.image as mpimg
+
+    png, grid = tmp_path / "p.png", tmp_path / "g.csv"
+    assert (
+        main(
+            [
+                "profile",
+                *INPUTS,
+                "--trait",
+                "OF_distance_first4",
+                "--plot",
+                str(png),
+                "--out",
+                str(grid),
+            ]
+        )
+        == 0
+    )
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert mpimg.imread(png).std() > 0.01
+    table = read_table(grid)
+    assert len(table) == 101 and list(table.columns) == ["OF_distance_first4"]
+    # the curve's maximum on the grid is next to the fitted hsq
+    assert abs(float(table.index[np.argmax(table.iloc[:, 0])]) - 0.7643) <= 0.01
+    _bad(tmp_path, capsys, ["profile", *INPUTS, "--trait", "nope"], "unknown phenotype")
+
+
+def test_demo__writes_table_and_plot(tmp_path):
+    assert main(["demo", "--samples", "120", "--traits", "3", "--outdir", str(tmp_path)]) == 0
+    assert (tmp_path / "profile.png").stat().st_size > 1000
+    assert len(read_table(tmp_path / "heritability.csv")) == 3
