@@ -88,7 +88,7 @@ def test_load_recla__csv_folder_equals_rdata():
 def test_load_recla__downloads_once_into_cache_with_checksum(tmp_path, monkeypatch):
     monkeypatch.setenv("LMMLITE_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("LMMLITE_RECLA", raising=False)
-    K, P, C = load_recla(url=(RECLA / "recla.RData").as_uri())
+    K, _, _ = load_recla(url=(RECLA / "recla.RData").as_uri())
     cached = tmp_path / "cache" / "recla.RData"
     assert hashlib.sha256(cached.read_bytes()).hexdigest() == RECLA_SHA256
     # second call: served from the cache, the URL is not used
