@@ -109,6 +109,16 @@ def test_scan_exact__matches_gemma_lmm4_on_plink():
     _compare(out, ref)
 
 
+def test_scan__center_kinship_option_equals_explicit_centring():
+    src = PlinkSource(I188 / "2000")
+    ph = src.fam_phenotypes()
+    ids = list(ph.index[ph["pheno1"].notna()])
+    K = pd.DataFrame(np.loadtxt(I188 / "i188.cXX.txt"), index=src.samples, columns=src.samples)
+    a = scan(src, ph, kinship=K, mode="fixed", center_kinship=True)
+    b = scan(src, ph, kinship=_centred(K, ids), mode="fixed")
+    pd.testing.assert_frame_equal(a, b, rtol=1e-8)
+
+
 def test_scan__null_hsq_equals_gemma_vg_over_vg_plus_ve():
     # BXD_lmm4.log.txt: vg = 0.000921085, ve = 0.222324 (REML null model)
     src, y, cov = _bxd()

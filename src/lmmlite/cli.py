@@ -180,6 +180,11 @@ def _parser() -> argparse.ArgumentParser:
         help="strict: phenotyped samples lacking genotypes/kinship/covariates are an "
         "error; drop: leave them out with a warning",
     )
+    s.add_argument(
+        "--center-kinship",
+        action="store_true",
+        help="double-centre the kinship over the analysed samples (as GEMMA does)",
+    )
     s.add_argument("--chunk-size", type=int, default=2048, help="markers per chunk (2048)")
     s.add_argument(
         "--out", required=True, metavar="FILE", help="results (.tsv, .txt, .csv or .parquet)"
@@ -268,7 +273,8 @@ def _read_kinship(path: str, ids: list[str]) -> pd.DataFrame:
     except ValueError:
         bare = False
     if bare:
-        M = np.loadtxt(path, delimiter="," if "," in first else None, ndmin=2)
+        sep = "," if "," in first else r"\s+"
+        M = pd.read_csv(path, sep=sep, header=None, dtype=float).to_numpy()
         if M.shape != (len(ids), len(ids)):
             raise FileFormatError(
                 f"kinship {path!r} is a bare {M.shape[0]} x {M.shape[1]} matrix but the "

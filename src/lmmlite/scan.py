@@ -86,9 +86,14 @@ class _Pattern:
         self.X = X
         self.cache: dict[str, tuple[np.ndarray, NullModel]] = {}
 
-    def model(self, key: str, K: pd.DataFrame, tol: float) -> tuple[np.ndarray, NullModel]:
+    def model(
+        self, key: str, K: pd.DataFrame, tol: float, center: bool
+    ) -> tuple[np.ndarray, NullModel]:
         if key not in self.cache:
             Ks = check_kinship(K.loc[self.ids, self.ids].to_numpy())
+            if center:  # GEMMA: K <- P K P, P = I - 11'/n, over the analysed samples
+                Ks = Ks - Ks.mean(axis=0, keepdims=True)
+                Ks = Ks - Ks.mean(axis=1, keepdims=True)
             evals, evecs = np.linalg.eigh(Ks)
             Kva, _ = clip_eigenvalues(evals[::-1].copy())
             U = np.ascontiguousarray(evecs[:, ::-1])
@@ -108,6 +113,7 @@ def scan(
     reml: bool = True,
     samples: Literal["strict", "drop"] = "strict",
     intercept: bool | None = None,
+    center_kinship: bool = False,
     chunk_size: int = CHUNK_SIZE,
     tol: float = 1e-7,
     progress: Callable[[int, int], None] | None = None,
@@ -140,6 +146,9 @@ def scan(
         ``result.attrs["dropped_samples"]``).
     intercept
         As in :func:`lmmlite.heritability`.
+    center_kinship
+        Double-centre the kinship over each set of analysed samples before use, as GEMMA does
+        (changes ML fits and betas slightly, not REML hsq when there is an intercept).
     chunk_size
         Markers read and tested at a time (memory: n x chunk_size doubles per chunk).
     tol
@@ -227,7 +236,8 @@ def scan(
         c = str(markers["chr"].iat[start])
         meta = markers.iloc[start : start + m]
         for pat in pats:
-            U, null = pat.model(c if loco else "all", kin[c if loco else "all"], tol)
+            key = c if loco else "all"
+            U, null = pat.model(key, kin[key], tol, center_kinship)
             G = block[pat.geno_rows]  # (n, k, m)
             if genotypes.k > 1:
                 G = G[:, 1:, :]  # probabilities sum to 1: drop the first column
