@@ -116,7 +116,9 @@ def test_scan__center_kinship_option_equals_explicit_centring():
     K = pd.DataFrame(np.loadtxt(I188 / "i188.cXX.txt"), index=src.samples, columns=src.samples)
     a = scan(src, ph, kinship=K, mode="fixed", center_kinship=True)
     b = scan(src, ph, kinship=_centred(K, ids), mode="fixed")
-    pd.testing.assert_frame_equal(a, b, rtol=1e-8)
+    # two centring computations (means vs P K P) round differently at 1e-16; the null hsq and
+    # hence the effects follow to ~1e-8
+    pd.testing.assert_frame_equal(a, b, rtol=1e-6)
 
 
 def test_scan__null_hsq_equals_gemma_vg_over_vg_plus_ve():
