@@ -225,3 +225,31 @@ def test_bimbam__marker_missing_from_annotation_is_reported(tmp_path):
     (tmp_path / "a.txt").write_text("rs1 100 1\nrs2 200 1\n")
     with pytest.raises(FileFormatError, match="rs9"):
         BimbamSource(tmp_path / "g.txt", tmp_path / "a.txt")
+
+
+def test_scan__ml_fits_share_gemmas_bound_with_a_centred_kinship():
+    # A centred kinship has a zero eigenvalue along the intercept, so the ML likelihood grows
+    # without bound as hsq -> 1. Null and alternative fits must use the same interval (GEMMA's
+    # lambda <= 1e5); otherwise the LRT compares different suprema and goes negative.
+    from lmmlite.core.scan import fit_null
+
+    gemma_bound = 1e5 / (1 + 1e5)
+    rng = np.random.default_rng(8)
+    n, m = 80, 30
+    Z = rng.binomial(2, 0.5, size=(n, 400)).astype(float)
+    Z -= Z.mean(axis=0)
+    K = Z @ Z.T / 400  # centred: singular
+    y = np.linalg.cholesky(0.97 * K + 0.03 * np.eye(n) + 1e-9 * np.eye(n)) @ rng.standard_normal(n)
+    e = lmmlite.eigen_rotation(K, y, np.ones(n))
+    null = fit_null(e.Kva, e.X, e.y[:, None])
+    assert null.hsq_ml[0] == pytest.approx(gemma_bound, abs=1e-12)  # the supremum is the bound
+    ids = [f"s{i}" for i in range(n)]
+    G = rng.binomial(2, 0.5, size=(n, m)).astype(float)
+    markers = pd.DataFrame({"marker": [f"m{j}" for j in range(m)], "chr": "1", "pos": np.arange(m)})
+    out = scan(
+        ArraySource(G, ids, markers),
+        pd.DataFrame({"y": y}, index=ids),
+        kinship=pd.DataFrame(K, index=ids, columns=ids),
+        mode="exact",
+    )
+    assert out["p_lrt"].lt(1.0).mean() > 0.9  # LRT statistics are positive, not clipped at 0

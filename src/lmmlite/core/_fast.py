@@ -76,8 +76,8 @@ class RotatedModel:
             reml,
         )
 
-    def search(self, reml: bool, tol: float) -> BrentResult:
-        """Brent's search of every trait's hsq on [0, 1] (R's iteration, all traits together:
+    def search(self, reml: bool, tol: float, upper: float = 1.0) -> BrentResult:
+        """Brent's search of every trait's hsq on [0, upper] (R's iteration, all traits together:
         compiled, in lockstep within cache-sized blocks; or NumPy lockstep without numba)."""
         t = self.t
         if _kernels.HAVE_NUMBA:
@@ -91,7 +91,7 @@ class RotatedModel:
                 self._logdet_mm,
                 reml,
                 0.0,
-                1.0,
+                upper,
                 tol,
                 SQRT_EPS,
                 GOLDEN,
@@ -102,7 +102,7 @@ class RotatedModel:
             ll = self.loglik(x, idx, reml)
             return np.where(np.isnan(ll), np.inf, -ll)
 
-        return brent_fmin_lockstep(objective, t, 0.0, 1.0, tol)
+        return brent_fmin_lockstep(objective, t, 0.0, upper, tol)
 
     def solution(self, h: np.ndarray, items: np.ndarray) -> dict[str, np.ndarray]:
         """beta (m, p), rss, logdet_XSX, sum log d and the Cholesky factor of Q'SQ."""

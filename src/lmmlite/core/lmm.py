@@ -205,17 +205,17 @@ def calc_ll(
 
 
 def _fit_fast(
-    model: RotatedModel, reml: bool, check_boundary: bool, tol: float
+    model: RotatedModel, reml: bool, check_boundary: bool, tol: float, upper: float = 1.0
 ) -> dict[str, np.ndarray]:
     t = model.t
 
-    res = model.search(reml, tol)
+    res = model.search(reml, tol, upper)
     hsq = res.x.copy()
     loglik = -res.fx
     n_eval = res.n_eval.copy()
     if check_boundary:
         items = np.arange(t)
-        for edge in (0.0, 1.0):  # as R/lmmlite's C++ fitLMM: take a bound if strictly better
+        for edge in (0.0, upper):  # as R/lmmlite's C++ fitLMM: take a bound if strictly better
             ll_edge = model.loglik(np.full(t, edge), items, reml)
             n_eval += 1
             better = ll_edge > loglik

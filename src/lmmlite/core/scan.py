@@ -22,6 +22,8 @@ covariates and :math:`\nu = n - p - k`:
   chi-square with k df.
 - Score: GEMMA's :math:`F = n (\mathrm{rss}_0 - \mathrm{rss}_1) / (k\,\mathrm{rss}_0)` at the
   null model's ML :math:`h` (exact) or the null :math:`h` (fixed), on (k, :math:`\nu`) df.
+- hsq is searched on :math:`[0, 10^5/(1 + 10^5)]`, GEMMA's :math:`\lambda \le 10^5`, for the
+  null and every marker alike (see ``HSQ_MAX``).
 - LOD: :math:`\mathrm{LRT} / (2 \ln 10)`, which for ``fixed`` is R/qtl2's
   :math:`\frac n2 \log_{10}(\mathrm{rss}_0/\mathrm{rss}_1)`.
 
@@ -49,6 +51,11 @@ __all__ = ["NullModel", "fit_null", "scan_chunk"]
 #: treated as untestable (monomorphic or collinear with the covariates).
 COLLINEAR_RTOL = 1e-8
 _LN10 = float(np.log(10.0))
+#: Upper bound of hsq in the scan's fits: GEMMA's lambda = vg/ve <= 1e5. With a singular
+#: kinship whose null space lies in the covariates' span (a centred kinship and an intercept),
+#: the ML likelihood grows without bound as hsq -> 1 (like -log(1 - hsq) / 2); null and
+#: alternative models must then be compared on the same interval, and this one is GEMMA's.
+HSQ_MAX = 1e5 / (1.0 + 1e5)
 #: Brent tolerance of the null fits (done once per trait; cheap to make tight).
 NULL_TOL = 1e-10
 
@@ -75,8 +82,8 @@ def fit_null(Kva: np.ndarray, X: np.ndarray, Y: np.ndarray, *, tol: float = 1e-7
     """Fit the null model (REML and ML) of every trait; inputs are rotated, checked arrays."""
     model = RotatedModel(Kva, Y, X)
     # the null model is fitted once: locate it to the limit of double precision
-    reml = _fit_fast(model, True, True, NULL_TOL)
-    ml = _fit_fast(model, False, True, NULL_TOL)
+    reml = _fit_fast(model, True, True, NULL_TOL, HSQ_MAX)
+    ml = _fit_fast(model, False, True, NULL_TOL, HSQ_MAX)
     Q = np.stack(model.qcols, axis=1)
     return NullModel(
         model=model, Q=Q, hsq_reml=reml["hsq"], hsq_ml=ml["hsq"], loglik_ml=ml["loglik"], tol=tol
@@ -130,7 +137,7 @@ def _search(null: NullModel, iy, im, Mt, logdet_mm, reml: bool) -> tuple[np.ndar
 
     if _kernels.HAVE_NUMBA:
         h, fx, _, _ = _kernels.fit_items(
-            iy, im, lam, qcols, Yt, Mt, logdet_mm, reml, 0.0, 1.0, null.tol, SQRT_EPS, GOLDEN
+            iy, im, lam, qcols, Yt, Mt, logdet_mm, reml, 0.0, HSQ_MAX, null.tol, SQRT_EPS, GOLDEN
         )
     else:
 
@@ -138,11 +145,11 @@ def _search(null: NullModel, iy, im, Mt, logdet_mm, reml: bool) -> tuple[np.ndar
             ll = _kernels.loglik_items(x, iy[idx], im[idx], lam, qcols, Yt, Mt, logdet_mm, reml)
             return np.where(np.isnan(ll), np.inf, -ll)
 
-        res = brent_fmin_lockstep(objective, iy.shape[0], 0.0, 1.0, null.tol)
+        res = brent_fmin_lockstep(objective, iy.shape[0], 0.0, HSQ_MAX, null.tol)
         h, fx = res.x, res.fx
     h = h.copy()
     ll = -fx
-    for edge in (0.0, 1.0):
+    for edge in (0.0, HSQ_MAX):
         le = _kernels.loglik_items(
             np.full(h.shape, edge), iy, im, lam, qcols, Yt, Mt, logdet_mm, reml
         )
