@@ -136,7 +136,14 @@ def test_scan__independent_of_chunk_size(mode):
     src, K, pheno, covar, *_ = _data()
     a = scan(src, pheno, covar, kinship=K, mode=mode, chunk_size=7)
     b = scan(src, pheno, covar, kinship=K, mode=mode, chunk_size=1000)
-    pd.testing.assert_frame_equal(a, b, rtol=1e-12)
+    # BLAS blocks the rotation U'G differently for different chunk widths (1e-16 rounding);
+    # fixed mode passes that straight through, exact mode's Brent (tol 1e-7) may move within
+    # its tolerance
+    if mode == "fixed":
+        pd.testing.assert_frame_equal(a, b, rtol=1e-10)
+    else:
+        pd.testing.assert_frame_equal(a.drop(columns="hsq"), b.drop(columns="hsq"), rtol=1e-6)
+        np.testing.assert_allclose(a["hsq"], b["hsq"], atol=1e-6)
 
 
 def test_scan__independent_of_sample_order_in_inputs(tmp_path):
@@ -253,3 +260,16 @@ def test_scan__ml_fits_share_gemmas_bound_with_a_centred_kinship():
         mode="exact",
     )
     assert out["p_lrt"].lt(1.0).mean() > 0.9  # LRT statistics are positive, not clipped at 0
+
+
+def test_scan__missing_genotypes_are_mean_imputed_and_counted():
+    src, K, pheno, covar, G, _ = _data()
+    Gm = G.copy()
+    Gm[[3, 7, 11], 0, 4] = np.nan
+    got = scan(ArraySource(Gm, src.samples, src.markers), pheno, covar, kinship=K)
+    Gi = Gm.copy()
+    Gi[[3, 7, 11], 0, 4] = np.nanmean(Gm[:, 0, 4])
+    want = scan(ArraySource(Gi, src.samples, src.markers), pheno, covar, kinship=K)
+    pd.testing.assert_frame_equal(got.drop(columns="n_miss"), want.drop(columns="n_miss"))
+    assert got.loc[got["marker"] == "m4", "n_miss"].eq(3).all()
+    assert got.loc[got["marker"] != "m4", "n_miss"].eq(0).all()

@@ -159,7 +159,8 @@ def scan(
     Returns
     -------
     pandas.DataFrame
-        One row per (trait, marker), columns :data:`SCAN_COLUMNS`; untestable markers
+        One row per (trait, marker), columns :data:`SCAN_COLUMNS` (``n_miss``: genotypes
+        missing among the trait's samples and set to the marker mean); untestable markers
         (monomorphic or collinear with the covariates among the analysed samples) have NaN
         statistics and the reason in ``note``.
     """
@@ -241,12 +242,17 @@ def scan(
             G = block[pat.geno_rows]  # (n, k, m)
             if genotypes.k > 1:
                 G = G[:, 1:, :]  # probabilities sum to 1: drop the first column
-            mean = np.nanmean(np.where(np.isnan(G).all(axis=0), 0.0, G), axis=0)
-            G = np.where(np.isnan(G), mean[None], G)
+            missing = np.isnan(G)
+            n_miss = missing.any(axis=1).sum(axis=0)  # samples imputed, per marker
+            mean = np.nanmean(np.where(missing.all(axis=0), 0.0, G), axis=0)
+            G = np.where(missing, mean[None], G)
             mono = np.all(np.ptp(G, axis=0) == 0, axis=0)
-            Gr = np.einsum("ni,ikm->nkm", U.T, G, optimize=True)
-            res = scan_chunk(null, Gr, mode=mode, reml=reml)
-            frames.append(_table(res, pat, meta, mean, mono, genotypes.k))
+            # rotate straight into the marker-major layout the kernels use: (U'G)' = G'U
+            kk = G.shape[1]
+            Gt = G[:, 0, :].T if kk == 1 else G.transpose(2, 1, 0).reshape(m * kk, -1)
+            Mt = (Gt @ U).reshape(m, kk, -1)
+            res = scan_chunk(null, Mt, mode=mode, reml=reml)
+            frames.append(_table(res, pat, meta, mean, mono, n_miss, genotypes.k))
         done += m
         if progress is not None:
             progress(done, total)
@@ -268,6 +274,7 @@ def _table(
     meta: pd.DataFrame,
     mean: np.ndarray,
     mono: np.ndarray,
+    n_miss: np.ndarray,
     k: int,
 ) -> pd.DataFrame:
     m = len(meta)
@@ -292,6 +299,7 @@ def _table(
         data["se"] = np.nan
     for key in ("lod", "p_wald", "p_lrt", "p_score", "hsq", "loglik"):
         data[key] = res[key].reshape(m * t)
+    data["n_miss"] = rep(n_miss)
     data["note"] = rep(note)
     if k > 1:
         for j in range(beta.shape[1]):

@@ -91,17 +91,19 @@ def fit_null(Kva: np.ndarray, X: np.ndarray, Y: np.ndarray, *, tol: float = 1e-7
 
 
 def _residualise_markers(
-    null: NullModel, G: np.ndarray
+    null: NullModel, Mt: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Marker columns (n, k, m) -> residuals on Q as (m, k, n), log det(M'M), testable flag."""
-    Mt = np.array(np.transpose(G, (2, 1, 0)), order="C", copy=True)  # (m, k, n), never a view
+    """Residualise rotated marker columns (m, k, n) on Q, in place; return them, log det(M'M)
+    of the residuals and the testable flag."""
+    m, k, n = Mt.shape
     norms0 = np.sqrt(np.einsum("mkn,mkn->mk", Mt, Mt))
-    Q = null.Q
-    coef = np.einsum("mkn,np->mkp", Mt, Q)
-    Mt -= np.einsum("mkp,np->mkn", coef, Q)
-    # QR of each marker's k residual columns: log det(M'M) from R's diagonal
-    R = np.linalg.qr(np.transpose(Mt, (0, 2, 1)), mode="r")  # (m, k, k)
-    diag = np.abs(np.diagonal(R, axis1=1, axis2=2))  # (m, k)
+    flat = Mt.reshape(m * k, n)
+    flat -= (flat @ null.Q) @ null.Q.T  # two matrix products (BLAS)
+    if k == 1:
+        diag = np.sqrt(np.einsum("mn,mn->m", flat, flat))[:, None]
+    else:  # QR of each marker's k residual columns: log det(M'M) from R's diagonal
+        R = np.linalg.qr(np.transpose(Mt, (0, 2, 1)), mode="r")  # (m, k, k)
+        diag = np.abs(np.diagonal(R, axis1=1, axis2=2))
     ok = np.all(diag > COLLINEAR_RTOL * np.maximum(norms0, np.finfo(float).tiny), axis=1)
     with np.errstate(divide="ignore"):
         logdet = 2.0 * np.sum(np.log(diag), axis=1)
@@ -172,7 +174,7 @@ def _chi2_sf(x: np.ndarray, k: int) -> np.ndarray:
 
 def scan_chunk(
     null: NullModel,
-    G: np.ndarray,
+    Mt: np.ndarray,
     *,
     mode: str,
     reml: bool = True,
@@ -184,8 +186,9 @@ def scan_chunk(
     ----------
     null
         Null model of the traits (same rotation as ``G``).
-    G : (n, k, m)
-        Rotated genotype columns of m markers (k columns each), missing values already imputed.
+    Mt : (m, k, n)
+        Rotated genotype columns of m markers (k columns each), marker-major (the layout of
+        ``(U' G)'``), missing values imputed before the rotation. Modified in place.
     mode
         ``"fixed"`` or ``"exact"``.
     reml
@@ -200,10 +203,10 @@ def scan_chunk(
         ``beta`` and ``se`` (m, t, k); ``lod``, ``p_wald``, ``p_lrt``, ``p_score``, ``hsq``,
         ``loglik`` (m, t); ``testable`` (m,).
     """
-    n, k, m = G.shape
+    m, k, n = Mt.shape
     p = null.model.p
     t = null.model.t
-    Mt, logdet_mm, ok = _residualise_markers(null, G)
+    Mt, logdet_mm, ok = _residualise_markers(null, Mt)
     nu = n - p - k
     iy = np.tile(np.arange(t), m)
     im = np.repeat(np.arange(m), t)
