@@ -273,3 +273,16 @@ def test_scan__missing_genotypes_are_mean_imputed_and_counted():
     pd.testing.assert_frame_equal(got.drop(columns="n_miss"), want.drop(columns="n_miss"))
     assert got.loc[got["marker"] == "m4", "n_miss"].eq(3).all()
     assert got.loc[got["marker"] != "m4", "n_miss"].eq(0).all()
+
+
+def test_kinship__standardized_is_gemma_gk2_formula():
+    # GEMMA -gk 2: centre each marker by its mean, divide by its standard deviation (divisor n,
+    # missing genotypes set to the mean), average x x' over markers
+    src, *_ = _data(m=30)
+    G = src.G[:, 0, :].copy()
+    G[[1, 5], 3] = np.nan
+    K = kinship(ArraySource(G, src.samples, src.markers), method="standardized", maf=0.0,
+                max_missing=1.0).to_numpy()
+    Gi = np.where(np.isnan(G), np.nanmean(G, axis=0), G)
+    Z = (Gi - Gi.mean(axis=0)) / Gi.std(axis=0)
+    np.testing.assert_allclose(K, Z @ Z.T / G.shape[1], rtol=1e-12, atol=1e-14)
