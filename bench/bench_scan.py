@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             cwd=OUT,
         )
         rows.append(["gemma -lmm 4", t_g, rss_g])
-        ours = pd.read_csv(OUT / "lmmlite_exact.tsv", sep="\t", dtype={"marker": str})
+        ours = pd.read_csv(OUT / "lmmlite_exact.tsv", sep="\t", dtype={"marker": str, "note": str})
         theirs = pd.read_csv(
             OUT / "output" / f"{prefix.name}_lmm4.assoc.txt", sep="\t", dtype={"rs": str}
         )
