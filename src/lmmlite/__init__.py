@@ -24,9 +24,11 @@ from .exceptions import (
 )
 from .labeled import HERITABILITY_COLUMNS, heritability, loglik_profile
 from .results import EigenRotation, HsqInference, LMMFit, MLSolution
+from .scan import SCAN_COLUMNS, scan
 
 __all__ = [
     "HERITABILITY_COLUMNS",
+    "SCAN_COLUMNS",
     "BoundaryWarning",
     "ConvergenceWarning",
     "CovariateError",
@@ -51,4 +53,5 @@ __all__ = [
     "heritability",
     "hsq_inference",
     "loglik_profile",
+    "scan",
 ]

@@ -13,7 +13,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -187,7 +187,40 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--chunk-size", type=int, default=2048, help="markers per chunk (2048)")
     s.add_argument(
-        "--out", required=True, metavar="FILE", help="results (.tsv, .txt, .csv or .parquet)"
+        "--trait-batch", type=int, default=2048, help="traits per task (2048)"
+    )
+    s.add_argument(
+        "--keep",
+        choices=["all", "peaks", "max"],
+        default="all",
+        help="all: every test (default); peaks: per trait and chromosome the highest LOD if "
+        "it reaches --threshold; max: per trait the highest LOD",
+    )
+    s.add_argument(
+        "--threshold", type=float, default=3.0, help="LOD threshold of --keep peaks (3)"
+    )
+    s.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="results: a table (.tsv, .txt, .csv) or a Parquet dataset folder NAME.parquet "
+        "(one file per task, resumable)",
+    )
+    s.add_argument(
+        "--resume",
+        action="store_true",
+        help="complete an interrupted run in the --out folder (same inputs and options)",
+    )
+    s.add_argument(
+        "--dask",
+        metavar="local|ADDRESS",
+        help="run the tasks on Dask: 'local' starts a LocalCluster, else a scheduler address",
+    )
+    s.add_argument(
+        "--workers", type=int, help="worker processes of --dask local (default: CPU count)"
+    )
+    s.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (shown on a terminal)"
     )
 
     pl = sub.add_parser("plot", help="draw a scan table: manhattan, lod or qq")
@@ -414,17 +447,23 @@ def _check_output(path: str) -> None:
         raise FileFormatError(f"cannot write {path!r}: folder {str(folder)!r} does not exist")
 
 
-def _progress(done: int, total: int) -> None:
-    if sys.stderr.isatty():
-        width = 30
-        filled = int(width * done / max(total, 1))
-        end = "\n" if done >= total else ""
-        print(
-            f"\rscanning [{'#' * filled}{'.' * (width - filled)}] {done}/{total} markers",
-            end=end,
-            file=sys.stderr,
-            flush=True,
-        )
+def _client(args: argparse.Namespace) -> Any:
+    if not args.dask:
+        if args.workers is not None:
+            raise LmmliteError("--workers needs --dask local")
+        return None
+    from .distributed import local_client
+
+    if args.dask == "local":
+        return local_client(args.workers)
+    if args.workers is not None:
+        raise LmmliteError("--workers applies to --dask local, not to a running scheduler")
+    from .distributed import _require_dask
+
+    try:
+        return _require_dask().Client(args.dask, timeout="20s")
+    except (OSError, TimeoutError) as exc:
+        raise LmmliteError(f"cannot reach the Dask scheduler at {args.dask!r}: {exc}") from None
 
 
 def _scan(args: argparse.Namespace) -> None:
@@ -432,8 +471,10 @@ def _scan(args: argparse.Namespace) -> None:
     from .scan import scan
 
     out_path = args.out
-    parquet = out_path.lower().endswith(".parquet")
+    folder = out_path.lower().endswith(".parquet")
     _check_output(out_path)
+    if args.resume and not folder:
+        raise LmmliteError("--resume needs --out NAME.parquet (a dataset folder)")
     src = _source(args)
     if args.pheno:
         P = (
@@ -460,27 +501,47 @@ def _scan(args: argparse.Namespace) -> None:
             else read_table(args.covar, "covariate")
         )
     K = _read_kinship(args.kinship, src.samples) if args.kinship else None
-    table = scan(
-        src,
-        P,
-        C,
-        kinship=K,
-        loco=args.loco,
-        mode=args.mode,
-        reml=not args.ml,
-        samples=args.samples,
-        chunk_size=args.chunk_size,
-        progress=_progress,
-    )
-    if parquet:
-        atomic_write(out_path, lambda tmp: table.to_parquet(tmp, index=False))
-    else:
-        sep = separator_for(out_path)
-        atomic_write(out_path, lambda tmp: table.to_csv(tmp, sep=sep, index=False, na_rep="NA"))
+    client = _client(args)
+    try:
+        table = scan(
+            src,
+            P,
+            C,
+            kinship=K,
+            loco=args.loco,
+            mode=args.mode,
+            reml=not args.ml,
+            samples=args.samples,
+            center_kinship=args.center_kinship,
+            chunk_size=args.chunk_size,
+            trait_batch=args.trait_batch,
+            keep=args.keep,
+            threshold=args.threshold,
+            out=out_path if folder else None,
+            resume=args.resume,
+            client=client,
+            progress=not args.no_progress,
+        )
+    finally:
+        if client is not None:
+            cluster = client.cluster
+            client.close()
+            if args.dask == "local" and cluster is not None:
+                cluster.close()
+    if folder:
+        rows = "" if table is None else f"{len(table)} rows, "
+        print(
+            f"wrote {rows}{P.shape[1]} trait(s) x {src.n_markers} markers, mode {args.mode}, "
+            f"keep {args.keep}, to the Parquet dataset {out_path}"
+        )
+        return
+    assert table is not None
+    sep = separator_for(out_path)
+    atomic_write(out_path, lambda tmp: table.to_csv(tmp, sep=sep, index=False, na_rep="NA"))
     n_traits = table["trait"].nunique()
     print(
         f"wrote {len(table)} rows ({n_traits} trait(s) x {src.n_markers} markers, "
-        f"mode {args.mode}) to {out_path}"
+        f"mode {args.mode}, keep {args.keep}) to {out_path}"
     )
 
 
@@ -490,7 +551,7 @@ def _plot(args: argparse.Namespace) -> None:
     from .plot import plot_scan
 
     path = args.scan
-    if not Path(path).is_file():
+    if not Path(path).exists():
         raise FileFormatError(f"scan file {path!r} does not exist")
     if path.lower().endswith(".parquet"):
         table = pd.read_parquet(path)

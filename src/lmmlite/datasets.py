@@ -8,7 +8,6 @@ with missing values, of any size.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import urllib.request
@@ -19,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import FileFormatError, InputError
-from .io.tables import atomic_write, read_table
+from .io.tables import atomic_write, read_table, sha256_file
 
 __all__ = ["RECLA_SHA256", "RECLA_URL", "Simulation", "load_recla", "simulate"]
 
@@ -37,17 +36,9 @@ def cache_dir() -> Path:
     return Path(base) / "lmmlite"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _download_recla(url: str) -> Path:
     target = cache_dir() / "recla.RData"
-    if target.is_file() and _sha256(target) == RECLA_SHA256:
+    if target.is_file() and sha256_file(target) == RECLA_SHA256:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
 
@@ -57,7 +48,7 @@ def _download_recla(url: str) -> Path:
                 shutil.copyfileobj(resp, out)
         except OSError as exc:
             raise FileFormatError(f"could not download the recla data from {url}: {exc}") from None
-        digest = _sha256(Path(tmp))
+        digest = sha256_file(Path(tmp))
         if digest != RECLA_SHA256:
             raise FileFormatError(
                 f"downloaded recla data has SHA-256 {digest}, expected {RECLA_SHA256}; "

@@ -9,15 +9,18 @@ tested.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from ._checks import check_design, check_kinship, check_phenotypes, clip_eigenvalues, format_values
-from .core.scan import NullModel, fit_null, scan_chunk
+from ._dataset import ScanDataset, frame_sha256, write_task
+from ._progress import Progress
+from .core.scan import NullModel, fit_null, null_fits, scan_best, scan_chunk, scan_fixed_gemm
 from .exceptions import (
     InputError,
     KinshipError,
@@ -25,11 +28,14 @@ from .exceptions import (
     SampleMismatchError,
     SamplesDroppedWarning,
 )
-from .io.genotypes import CHUNK_SIZE, GenotypeSource
+from .io.genotypes import CHUNK_SIZE, GenotypeSource, chromosome_runs
 from .kinship import kinship as compute_kinship
 from .labeled import _design, _kinship_frame, _numeric_frame
 
-__all__ = ["SCAN_COLUMNS", "scan"]
+__all__ = ["SCAN_COLUMNS", "TRAIT_BATCH", "scan"]
+
+#: Default number of traits per task.
+TRAIT_BATCH = 2048
 
 #: Columns of the scan table (k-column genotypes add ``beta_<j>``/``se_<j>`` for j = 2..k).
 SCAN_COLUMNS = (
@@ -74,7 +80,7 @@ def _match(
 
 
 class _Pattern:
-    """Samples and traits sharing a missing-data pattern, with their rotations (cached)."""
+    """Samples and traits sharing a missing-data pattern."""
 
     def __init__(
         self, ids: list[str], geno_rows: np.ndarray, traits: list[str], Y: np.ndarray, X: np.ndarray
@@ -84,22 +90,150 @@ class _Pattern:
         self.traits = traits
         self.Y = Y
         self.X = X
-        self.cache: dict[str, tuple[np.ndarray, NullModel]] = {}
 
-    def model(
-        self, key: str, K: pd.DataFrame, tol: float, center: bool
-    ) -> tuple[np.ndarray, NullModel]:
-        if key not in self.cache:
-            Ks = check_kinship(K.loc[self.ids, self.ids].to_numpy())
-            if center:  # GEMMA: K <- P K P, P = I - 11'/n, over the analysed samples
-                Ks = Ks - Ks.mean(axis=0, keepdims=True)
-                Ks = Ks - Ks.mean(axis=1, keepdims=True)
-            evals, evecs = np.linalg.eigh(Ks)
-            Kva, _ = clip_eigenvalues(evals[::-1].copy())
-            U = np.ascontiguousarray(evecs[:, ::-1])
-            null = fit_null(Kva, U.T @ self.X, (self.Y.T @ U).T, tol=tol)
-            self.cache = {key: (U, null)}  # one chromosome at a time: bounded memory
-        return self.cache[key]
+    def rotation(self, K: pd.DataFrame, center: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Eigenvalues and eigenvectors of the kinship over the pattern's samples."""
+        Ks = check_kinship(K.loc[self.ids, self.ids].to_numpy())
+        if center:  # GEMMA: K <- P K P, P = I - 11'/n, over the analysed samples
+            Ks = Ks - Ks.mean(axis=0, keepdims=True)
+            Ks = Ks - Ks.mean(axis=1, keepdims=True)
+        evals, evecs = np.linalg.eigh(Ks)
+        Kva, _ = clip_eigenvalues(evals[::-1].copy())
+        return Kva, np.ascontiguousarray(evecs[:, ::-1])
+
+
+class _Batch:
+    """A batch of at most ``trait_batch`` traits of one pattern: the unit of a scan task."""
+
+    def __init__(self, pattern: int, cols: np.ndarray, traits: list[str], order: np.ndarray):
+        self.pattern = pattern
+        self.cols = cols  # columns of the pattern's Y
+        self.traits = traits
+        self.order = order  # positions of the traits among all phenotypes (row order)
+
+
+class _Task(NamedTuple):
+    batch: int
+    chunk: int
+    start: int
+    stop: int
+
+    @property
+    def name(self) -> str:
+        return f"b{self.batch:05d}-c{self.chunk:06d}"
+
+
+class _Work(NamedTuple):
+    """What one task needs besides its genotype chunk (shipped once per batch and rotation)."""
+
+    geno_rows: np.ndarray
+    U: np.ndarray
+    null: NullModel
+    traits: list[str]
+    order: np.ndarray
+    n: int
+
+
+def _prepare_chunk(block: np.ndarray, rows: np.ndarray, k: int, U: np.ndarray):
+    """Impute by the marker mean over the analysed samples, rotate into (m, k', n) layout."""
+    G = block[rows]  # (n, k, m)
+    if k > 1:
+        G = G[:, 1:, :]  # probabilities sum to 1: drop the first column
+    m = G.shape[2]
+    missing = np.isnan(G)
+    n_miss = missing.any(axis=1).sum(axis=0)  # samples imputed, per marker
+    mean = np.nanmean(np.where(missing.all(axis=0), 0.0, G), axis=0)
+    G = np.where(missing, mean[None], G)
+    mono = np.all(np.ptp(G, axis=0) == 0, axis=0)
+    # rotate straight into the marker-major layout the kernels use: (U'G)' = G'U
+    kk = G.shape[1]
+    Gt = G[:, 0, :].T if kk == 1 else G.transpose(2, 1, 0).reshape(m * kk, -1)
+    Mt = (Gt @ U).reshape(m, kk, -1)
+    return Mt, mean, mono, n_miss
+
+
+def _run_task(
+    work: _Work,
+    block: np.ndarray,
+    meta: pd.DataFrame,
+    *,
+    k: int,
+    mode: str,
+    reml: bool,
+    keep: str,
+) -> pd.DataFrame:
+    """Test one chunk of markers against one batch of traits: every row, or each trait's best."""
+    Mt, mean, mono, n_miss = _prepare_chunk(block, work.geno_rows, k, work.U)
+    m = Mt.shape[0]
+    t = len(work.traits)
+    af = mean[0] / 2.0 if k == 1 else np.full(m, np.nan)
+    if keep == "all":
+        if mode == "fixed" and k == 1:
+            res = scan_fixed_gemm(work.null, Mt, reml=reml)
+        else:
+            res = scan_chunk(work.null, Mt, mode=mode, reml=reml)
+        rep = lambda v: np.repeat(np.asarray(v), t)  # noqa: E731 - marker-major, trait-minor
+        note = np.where(
+            res["testable"], "", np.where(mono, "monomorphic", "collinear with covariates")
+        )
+        beta = res["beta"].reshape(m * t, -1)
+        se = res["se"].reshape(m * t, -1)
+        stats = {key: res[key].reshape(m * t) for key in _STATS}
+        idx = rep(np.arange(m))
+        tidx = np.tile(np.arange(t), m)
+        extra = {"n_miss": rep(n_miss), "note": rep(note)}
+    else:
+        best, bstats = scan_best(work.null, Mt, mode=mode, reml=reml)
+        found = best >= 0
+        idx = best[found]
+        tidx = np.flatnonzero(found)
+        beta = bstats["beta"][found]
+        se = bstats["se"][found]
+        stats = {key: bstats[key][found] for key in _STATS}
+        extra = {"n_miss": n_miss[idx], "note": np.full(idx.shape[0], "", dtype=object)}
+    data: dict[str, Any] = {
+        "trait": np.array(work.traits, dtype=object)[tidx],
+        "chr": meta["chr"].to_numpy()[idx],
+        "pos": meta["pos"].to_numpy()[idx],
+        "marker": meta["marker"].to_numpy()[idx],
+        "n": np.full(idx.shape[0], work.n),
+        "af": af[idx],
+    }
+    if k == 1:
+        data["beta"] = beta[:, 0]
+        data["se"] = se[:, 0]
+    else:
+        data["beta"] = np.nan
+        data["se"] = np.nan
+    data.update(stats)
+    data.update(extra)
+    if k > 1:
+        for j in range(beta.shape[1]):
+            data[f"beta_{j + 2}"] = beta[:, j]
+            data[f"se_{j + 2}"] = se[:, j]
+    data["_t"] = work.order[tidx]
+    data["_m"] = meta.index.to_numpy()[idx]
+    return pd.DataFrame(data)
+
+
+_STATS = ("lod", "p_wald", "p_lrt", "p_score", "hsq", "loglik")
+
+
+def _reduce_best(frame: pd.DataFrame, keep: str) -> pd.DataFrame:
+    """Each trait's (``max``) or each trait and chromosome's (``peaks``) highest-LOD row; ties
+    go to the first marker."""
+    by = ["_t"] if keep == "max" else ["_t", "chr"]
+    frame = frame.sort_values(["lod", "_m"], ascending=[False, True], kind="stable")
+    return frame.drop_duplicates(by, keep="first")
+
+
+def _finish(frame: pd.DataFrame, keep: str, threshold: float) -> pd.DataFrame:
+    if keep != "all":
+        frame = _reduce_best(frame, keep)
+        if keep == "peaks":
+            frame = frame[frame["lod"] >= threshold]
+    frame = frame.sort_values(["_t", "_m"], kind="stable").drop(columns=["_t", "_m"])
+    return frame.reset_index(drop=True)
 
 
 def scan(
@@ -115,9 +249,15 @@ def scan(
     intercept: bool | None = None,
     center_kinship: bool = False,
     chunk_size: int = CHUNK_SIZE,
+    trait_batch: int = TRAIT_BATCH,
     tol: float = 1e-7,
-    progress: Callable[[int, int], None] | None = None,
-) -> pd.DataFrame:
+    keep: Literal["all", "peaks", "max"] = "all",
+    threshold: float = 3.0,
+    out: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    client: Any = None,
+    progress: bool | Callable[[int, int], None] | None = None,
+) -> pd.DataFrame | None:
     """LMM association test of every marker with every phenotype.
 
     Parameters
@@ -151,23 +291,56 @@ def scan(
         (changes ML fits and betas slightly, not REML hsq when there is an intercept).
     chunk_size
         Markers read and tested at a time (memory: n x chunk_size doubles per chunk).
+    trait_batch
+        Traits tested together; a task is (trait batch x marker chunk). Memory per task is
+        about 3 x 8 x trait_batch x chunk_size bytes (more with ``keep="all"``: the rows).
     tol
         Brent tolerance for the null fits and, in ``exact`` mode, the per-marker fits.
+    keep
+        ``"all"``: every (trait, marker) test; ``"peaks"``: per trait and chromosome the
+        marker with the highest LOD, if it reaches ``threshold`` (R/qtl2's ``find_peaks``
+        with ``peakdrop=Inf``); ``"max"``: per trait the marker with the highest LOD. With
+        ``peaks`` and ``max`` memory stays bounded by the task size (ties: the first marker).
+    threshold
+        LOD threshold of ``keep="peaks"``.
+    out
+        A folder (``NAME.parquet``) to write the results to as a Parquet dataset, one file per
+        finished task, with a manifest of inputs and options (see :mod:`lmmlite._dataset`).
+        ``pandas.read_parquet(out)`` reads it as one table once the run is complete.
+    resume
+        Complete an interrupted run in ``out``: only the missing tasks are computed. Refused
+        (:class:`~lmmlite.exceptions.InputError`) if the inputs, options or lmmlite version
+        differ from the manifest's.
+    client
+        A ``dask.distributed.Client``: tasks run on its workers, which read their genotype
+        chunks from the input files; the eigendecompositions and null fits are computed here
+        once and scattered. Results are identical to the in-process run (the default).
     progress
-        Called as ``progress(markers_done, markers_total)`` after each chunk.
+        ``True``: a progress bar on stderr (tasks done, throughput, time left); a callable is
+        called as ``progress(tasks_done, tasks_total)`` after each task.
 
     Returns
     -------
-    pandas.DataFrame
-        One row per (trait, marker), columns :data:`SCAN_COLUMNS` (``n_miss``: genotypes
-        missing among the trait's samples and set to the marker mean); untestable markers
-        (monomorphic or collinear with the covariates among the analysed samples) have NaN
-        statistics and the reason in ``note``.
+    pandas.DataFrame or None
+        One row per (trait, marker) (``keep="all"``), or per trait (and chromosome) with
+        ``max``/``peaks``; columns :data:`SCAN_COLUMNS` (``n_miss``: genotypes missing among
+        the trait's samples and set to the marker mean); untestable markers (monomorphic or
+        collinear with the covariates among the analysed samples) have NaN statistics and
+        the reason in ``note``. ``None`` with ``keep="all"`` and ``out``: read the folder.
     """
     if mode not in ("fixed", "exact"):
         raise InputError(f"mode must be 'fixed' or 'exact'; got {mode!r}")
     if samples not in ("strict", "drop"):
         raise InputError(f"samples must be 'strict' or 'drop'; got {samples!r}")
+    if keep not in ("all", "peaks", "max"):
+        raise InputError(f"keep must be 'all', 'peaks' or 'max'; got {keep!r}")
+    if chunk_size < 1 or trait_batch < 1:
+        raise InputError(
+            f"chunk_size and trait_batch must be positive; got {chunk_size}, {trait_batch}"
+        )
+    if resume and out is None:
+        raise InputError("resume needs an output folder (out=...)")
+    kinship_arg = kinship
     P = _numeric_frame(pheno, "phenotypes", PhenotypeError)
     C = None if covar is None else _numeric_frame(covar, "covariates", InputError)
     geno_ids = pd.Index(genotypes.samples)
@@ -229,81 +402,153 @@ def scan(
         check_phenotypes(Y - X @ np.linalg.lstsq(X, Y, rcond=None)[0], Y, traits)
         pats.append(_Pattern(pid, geno_ids.get_indexer(pid), traits, Y, X))
     markers = genotypes.markers
-    frames = []
-    total = len(markers)
-    done = 0
-    for start, block in genotypes.chunks(chunk_size):
-        m = block.shape[2]
-        c = str(markers["chr"].iat[start])
-        meta = markers.iloc[start : start + m]
-        for pat in pats:
-            key = c if loco else "all"
-            U, null = pat.model(key, kin[key], tol, center_kinship)
-            G = block[pat.geno_rows]  # (n, k, m)
-            if genotypes.k > 1:
-                G = G[:, 1:, :]  # probabilities sum to 1: drop the first column
-            missing = np.isnan(G)
-            n_miss = missing.any(axis=1).sum(axis=0)  # samples imputed, per marker
-            mean = np.nanmean(np.where(missing.all(axis=0), 0.0, G), axis=0)
-            G = np.where(missing, mean[None], G)
-            mono = np.all(np.ptp(G, axis=0) == 0, axis=0)
-            # rotate straight into the marker-major layout the kernels use: (U'G)' = G'U
-            kk = G.shape[1]
-            Gt = G[:, 0, :].T if kk == 1 else G.transpose(2, 1, 0).reshape(m * kk, -1)
-            Mt = (Gt @ U).reshape(m, kk, -1)
-            res = scan_chunk(null, Mt, mode=mode, reml=reml)
-            frames.append(_table(res, pat, meta, mean, mono, n_miss, genotypes.k))
-        done += m
-        if progress is not None:
-            progress(done, total)
-    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCAN_COLUMNS)
-    # rows: trait-major in phenotype order, markers in file order
-    order = {t: i for i, t in enumerate(P.columns.astype(str))}
-    out["_t"] = out["trait"].map(order)
-    out["_m"] = out.pop("_marker_index")
-    out = out.sort_values(["_t", "_m"], kind="stable").drop(columns=["_t", "_m"])
-    out = out.reset_index(drop=True)
-    out.attrs["dropped_samples"] = dropped
-    out.attrs["mode"] = mode
-    return out
+    batches: list[_Batch] = []
+    position = {str(c): i for i, c in enumerate(P.columns)}
+    for g, pat in enumerate(pats):
+        for s0 in range(0, len(pat.traits), trait_batch):
+            cols = np.arange(s0, min(len(pat.traits), s0 + trait_batch))
+            names = [pat.traits[c] for c in cols]
+            batches.append(_Batch(g, cols, names, np.array([position[t] for t in names])))
+    runs = chromosome_runs(markers["chr"].to_numpy(), chunk_size)
+    chunk_key = [str(markers["chr"].iat[a]) if loco else "all" for a, _ in runs]
+    tasks = [
+        _Task(b, c, a, z) for c, (a, z) in enumerate(runs) for b in range(len(batches))
+    ]
+    dataset = None
+    done: set[str] = set()
+    if out is not None:
+        manifest = {
+            "inputs": {
+                "genotypes": genotypes.fingerprint(),
+                "phenotypes": frame_sha256(pheno if isinstance(pheno, pd.DataFrame) else P),
+                "covariates": frame_sha256(covar),
+                "kinship": "computed from the genotypes"
+                if kinship_arg is None
+                else {str(c): frame_sha256(K) for c, K in kin.items()},
+                "samples_analysed": len(ids),
+            },
+            "options": {
+                "mode": mode,
+                "reml": reml,
+                "loco": loco,
+                "samples": samples,
+                "intercept": intercept,
+                "center_kinship": center_kinship,
+                "chunk_size": chunk_size,
+                "trait_batch": trait_batch,
+                "tol": tol,
+                "keep": keep,
+                "threshold": threshold,
+            },
+            "tasks": len(tasks),
+        }
+        dataset = ScanDataset(out, manifest, resume=resume)
+        done = dataset.done()
+    todo = [task for task in tasks if task.name not in done]
+    collect = _Collector(keep, in_memory=dataset is None)
+    if dataset is not None and keep != "all":
+        for frame in dataset.task_frames():
+            collect.add(frame)
+    bar = Progress(len(tasks), done=len(tasks) - len(todo), report=progress)
+    opts = {"k": genotypes.k, "mode": mode, "reml": reml, "keep": keep}
+    fits = null_fits(mode, reml)
+
+    def works(key: str, needed: set[int]) -> dict[int, _Work]:
+        """Rotations (one per pattern) and null fits (one per batch) for a kinship key."""
+        out_w: dict[int, _Work] = {}
+        rot: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for b in sorted(needed):
+            batch = batches[b]
+            pat = pats[batch.pattern]
+            if batch.pattern not in rot:
+                rot = {batch.pattern: pat.rotation(kin[key], center_kinship)}
+            Kva, U = rot[batch.pattern]
+            Yb = pat.Y[:, batch.cols]
+            null = fit_null(Kva, U.T @ pat.X, (Yb.T @ U).T, tol=tol, fits=fits)
+            out_w[b] = _Work(pat.geno_rows, U, null, batch.traits, batch.order, len(pat.ids))
+        return out_w
+
+    try:
+        if client is None:
+            _run_local(genotypes, todo, chunk_size, chunk_key, works, opts, dataset, collect, bar)
+        else:
+            from .distributed import run_scan_tasks
+
+            run_scan_tasks(
+                client, genotypes, todo, chunk_key, works, opts, dataset, collect, bar
+            )
+    finally:
+        bar.close()
+    if dataset is not None and keep == "all":
+        dataset.publish_all(list(SCAN_COLUMNS))
+        return None
+    result = _finish(collect.frame(genotypes.k), keep, threshold)
+    if dataset is not None:
+        dataset.publish_table(result, keep)
+    result.attrs["dropped_samples"] = dropped
+    result.attrs["mode"] = mode
+    result.attrs["keep"] = keep
+    return result
 
 
-def _table(
-    res: dict[str, Any],
-    pat: _Pattern,
-    meta: pd.DataFrame,
-    mean: np.ndarray,
-    mono: np.ndarray,
-    n_miss: np.ndarray,
-    k: int,
-) -> pd.DataFrame:
-    m = len(meta)
-    t = len(pat.traits)
-    rep = lambda v: np.repeat(np.asarray(v), t)  # noqa: E731 - marker-major, trait-minor
-    note = np.where(res["testable"], "", np.where(mono, "monomorphic", "collinear with covariates"))
-    data: dict[str, Any] = {
-        "trait": np.tile(np.array(pat.traits, dtype=object), m),
-        "chr": rep(meta["chr"].to_numpy()),
-        "pos": rep(meta["pos"].to_numpy()),
-        "marker": rep(meta["marker"].to_numpy()),
-        "n": len(pat.ids),
-        "af": rep(mean[0] / 2.0 if k == 1 else np.full(m, np.nan)),
-    }
-    beta = res["beta"].reshape(m * t, -1)
-    se = res["se"].reshape(m * t, -1)
-    if k == 1:
-        data["beta"] = beta[:, 0]
-        data["se"] = se[:, 0]
-    else:
-        data["beta"] = np.nan
-        data["se"] = np.nan
-    for key in ("lod", "p_wald", "p_lrt", "p_score", "hsq", "loglik"):
-        data[key] = res[key].reshape(m * t)
-    data["n_miss"] = rep(n_miss)
-    data["note"] = rep(note)
-    if k > 1:
-        for j in range(beta.shape[1]):
-            data[f"beta_{j + 2}"] = beta[:, j]
-            data[f"se_{j + 2}"] = se[:, j]
-    data["_marker_index"] = rep(meta.index.to_numpy())
-    return pd.DataFrame(data)
+def _key_order(todo: list[_Task], chunk_key: list[str]) -> dict[str, list[_Task]]:
+    by_key: dict[str, list[_Task]] = {}
+    for task in todo:
+        by_key.setdefault(chunk_key[task.chunk], []).append(task)
+    return by_key
+
+
+def _run_local(genotypes, todo, chunk_size, chunk_key, works, opts, dataset, collect, bar):
+    """In-process: one kinship key at a time (bounded memory), each chunk read once."""
+    markers = genotypes.markers
+    for key, key_tasks in _key_order(todo, chunk_key).items():
+        by_start: dict[int, list[_Task]] = {}
+        for task in key_tasks:
+            by_start.setdefault(task.start, []).append(task)
+        work = works(key, {t.batch for t in key_tasks})
+        if genotypes.random_access:
+            blocks: Any = (
+                (a, genotypes.read(a, ts[0].stop)) for a, ts in by_start.items()
+            )
+        else:  # text formats: one sequential pass, skipping the chunks already done
+            blocks = genotypes.chunks(chunk_size)
+        for start, block in blocks:
+            if start not in by_start:
+                continue
+            for task in by_start[start]:
+                meta = markers.iloc[task.start : task.stop]
+                frame = _run_task(work[task.batch], block, meta, **opts)
+                if dataset is not None:
+                    write_task(dataset.task_path(task.name), frame)
+                collect.add(frame)
+                bar.update(len(work[task.batch].traits) * (task.stop - task.start))
+
+
+class _Collector:
+    """Results kept in memory: every frame (keep="all" without a folder), or a running
+    reduction to each trait's (and chromosome's) best rows."""
+
+    def __init__(self, keep: str, *, in_memory: bool) -> None:
+        self.keep = keep
+        self.active = in_memory or keep != "all"
+        self.frames: list[pd.DataFrame] = []
+        self.rows = 0
+
+    def add(self, frame: pd.DataFrame) -> None:
+        if not self.active:
+            return
+        self.frames.append(frame)
+        self.rows += len(frame)
+        if self.keep != "all" and self.rows > _REDUCE_ROWS:
+            self.frames = [_reduce_best(pd.concat(self.frames, ignore_index=True), self.keep)]
+            self.rows = len(self.frames[0])
+
+    def frame(self, k: int) -> pd.DataFrame:
+        if not self.frames:
+            cols = [*SCAN_COLUMNS[:-1], "n_miss", "note", "_t", "_m"]
+            return pd.DataFrame(columns=cols)
+        return pd.concat(self.frames, ignore_index=True)
+
+
+#: Rows of best-per-task results held before they are reduced (bounds keep="max"/"peaks").
+_REDUCE_ROWS = 1_000_000

@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover - exercised only without numba
     numba = None
     HAVE_NUMBA = False
 
-__all__ = ["HAVE_NUMBA", "gram_items", "loglik_items", "residualise"]
+__all__ = ["HAVE_NUMBA", "best_markers", "gram_items", "loglik_items", "residualise"]
 
 _LN2 = math.log(2.0)
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -449,6 +449,51 @@ def _fit_items(
             done_out[j0 + i] = done[i]
 
 
+def _best_markers(num, msm, msq, C, offset, best_q, best_i, best_num, best_den):  # pragma: no cover
+    """Running per-trait maximum of q = num^2 / den over a block of markers (fixed-hsq scan).
+
+    Trait-major blocks: ``num``, ``msm`` (t, mb); ``msq`` (p, t, mb); ``C`` (t, p, p);
+    den = msm - msq' C msq. Untestable markers come as zero columns (den = 0). Updates
+    ``best_*`` (t,) where q is strictly larger (the first marker wins ties); a marker with
+    den <= 0 or NaN q never wins. Each trait's row is reduced with a vectorised max first;
+    the index is looked for only when the row beats the running best.
+    """
+    t, mb = num.shape
+    p = msq.shape[0]
+    for j in numba.prange(t):
+        q = np.empty(mb)
+        if p == 1:  # the common case (an intercept only): a loop LLVM vectorises
+            c = C[j, 0, 0]
+            for r in range(mb):
+                v = msq[0, j, r]
+                den = msm[j, r] - v * c * v
+                nm = num[j, r]
+                q[r] = nm * nm / den if den > 0.0 else -1.0
+        else:
+            for r in range(mb):
+                den = msm[j, r]
+                for a in range(p):
+                    for b in range(p):
+                        den -= msq[a, j, r] * C[j, a, b] * msq[b, j, r]
+                nm = num[j, r]
+                q[r] = nm * nm / den if den > 0.0 else -1.0
+        top = -1.0
+        for r in range(mb):
+            top = max(top, q[r])
+        if top >= 0.0 and top > best_q[j]:
+            for r in range(mb):
+                if q[r] == top:
+                    den = msm[j, r]
+                    for a in range(p):
+                        for b in range(p):
+                            den -= msq[a, j, r] * C[j, a, b] * msq[b, j, r]
+                    best_q[j] = top
+                    best_i[j] = offset + r
+                    best_num[j] = num[j, r]
+                    best_den[j] = den
+                    break
+
+
 def _renamed(func, name):
     """A copy of ``func`` under another name (for a separate numba cache entry)."""
     copy = types.FunctionType(func.__code__, func.__globals__, name, func.__defaults__)
@@ -477,6 +522,7 @@ if HAVE_NUMBA:
     _neg_loglik = numba.njit(**_opts)(_neg_loglik)
     _fit_items_parallel = numba.njit(parallel=True, **_exact)(_fit_items)
     _fit_items_serial = numba.njit(**_exact)(_renamed(_fit_items, "_fit_items_serial"))
+    _best_markers_parallel = numba.njit(parallel=True, **_opts)(_best_markers)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -621,3 +667,26 @@ def fit_items(iy, im, lam, qcols, Yt, Mt, logdet_mm, reml, lower, upper, tol, sq
         done,
     )
     return x, fx, neval, done
+
+
+def best_markers(num, msm, msq, C, offset, best_q, best_i, best_num, best_den, *, use_numba=None):
+    """Update the running per-trait best marker (largest num^2/den) with a block of markers.
+
+    See :func:`_best_markers`; the NumPy twin gives the same choice (first maximum).
+    """
+    use = HAVE_NUMBA if use_numba is None else use_numba
+    if use:
+        _best_markers_parallel(num, msm, msq, C, offset, best_q, best_i, best_num, best_den)
+        return
+    den = msm - np.einsum("atr,tab,btr->tr", msq, C, msq)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        q = np.where(den > 0.0, num * num / den, -1.0)
+    q = np.where(np.isnan(q), -1.0, q)
+    r = np.argmax(q, axis=1)
+    rows = np.arange(num.shape[0])
+    top = q[rows, r]
+    better = (top >= 0.0) & (top > best_q)
+    best_q[better] = top[better]
+    best_i[better] = offset + r[better]
+    best_num[better] = num[rows, r][better]
+    best_den[better] = den[rows, r][better]

@@ -78,16 +78,39 @@ class NullModel:
     """Brent tolerance used for per-marker searches."""
 
 
-def fit_null(Kva: np.ndarray, X: np.ndarray, Y: np.ndarray, *, tol: float = 1e-7) -> NullModel:
-    """Fit the null model (REML and ML) of every trait; inputs are rotated, checked arrays."""
+def fit_null(
+    Kva: np.ndarray,
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    tol: float = 1e-7,
+    fits: tuple[str, ...] = ("reml", "ml"),
+) -> NullModel:
+    """Fit the null model of every trait; inputs are rotated, checked arrays.
+
+    ``fits`` names the fits needed (a fixed-hsq scan with REML needs only ``"reml"``); the
+    others are left NaN.
+    """
     model = RotatedModel(Kva, Y, X)
+    nan = np.full(model.t, np.nan)
     # the null model is fitted once: locate it to the limit of double precision
-    reml = _fit_fast(model, True, True, NULL_TOL, HSQ_MAX)
-    ml = _fit_fast(model, False, True, NULL_TOL, HSQ_MAX)
+    reml = _fit_fast(model, True, True, NULL_TOL, HSQ_MAX) if "reml" in fits else {"hsq": nan}
+    ml = (
+        _fit_fast(model, False, True, NULL_TOL, HSQ_MAX)
+        if "ml" in fits
+        else {"hsq": nan, "loglik": nan}
+    )
     Q = np.stack(model.qcols, axis=1)
     return NullModel(
         model=model, Q=Q, hsq_reml=reml["hsq"], hsq_ml=ml["hsq"], loglik_ml=ml["loglik"], tol=tol
     )
+
+
+def null_fits(mode: str, reml: bool) -> tuple[str, ...]:
+    """The null fits a scan needs: fixed mode uses one hsq; exact mode needs the ML fit too."""
+    if mode == "fixed":
+        return ("reml",) if reml else ("ml",)
+    return ("reml", "ml")
 
 
 def _residualise_markers(
@@ -259,3 +282,192 @@ def scan_chunk(
         out[key] = val
     out["testable"] = ok
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixed-hsq scan of one-column markers as matrix products (many traits at once).
+#
+# With hsq held fixed per trait, S_t = diag(w_t) and P_t = S_t - S_t Q C_t Q' S_t
+# (C_t = (Q' S_t Q)^-1), every statistic of marker m and trait t follows from
+#   num = m' P_t y_t = m' (w_t * r_t),  r_t = y_t - Q C_t Q' S_t y_t,
+#   den = m' P_t m  = (m*m)' w_t - (m' (w_t * Q)) C_t (Q' (w_t * m)),
+# i.e. from 2 + p products of the (markers x samples) block with (samples x traits) matrices:
+# BLAS GEMMs instead of one small Gram matrix per (marker, trait) pair.
+
+#: Markers per GEMM block in the fixed-hsq path (bounds the (traits x block) products).
+GEMM_BLOCK = 1024
+
+
+@dataclass
+class FixedParts:
+    """Per-trait quantities of the fixed-hsq scan at heritabilities ``h`` (t,)."""
+
+    h: np.ndarray
+    W: np.ndarray  # (t, n) weights 1/d
+    L: np.ndarray  # (t,) sum log d
+    C: np.ndarray  # (t, p, p) (Q'SQ)^-1
+    B: np.ndarray  # ((1 + p) t, n): rows w*r (t), then w*q_j (t each) for each column of Q
+    rss0: np.ndarray  # (t,) y'P y
+
+
+def fixed_parts(null: NullModel, h: np.ndarray) -> FixedParts:
+    """Weights and projected traits of the fixed-hsq scan (computed once per trait batch)."""
+    lam = null.model.lam
+    Q = null.Q
+    Y = null.model.Yt
+    h = np.asarray(h, dtype=float)
+    d = h[:, None] * lam[None, :] + (1.0 - h)[:, None]
+    with np.errstate(divide="ignore"):
+        L = np.log(d).sum(axis=1)
+        W = 1.0 / d
+    QSQ = np.einsum("ti,ia,ib->tab", W, Q, Q)
+    QSy = np.einsum("ti,ia,ti->ta", W, Q, Y)
+    C = np.linalg.inv(QSQ)
+    R = Y - np.einsum("tab,tb->ta", C, QSy) @ Q.T
+    rss0 = np.einsum("ti,ti,ti->t", W, Y, R)
+    B = np.concatenate([W * R, *(W * Q[:, j][None, :] for j in range(Q.shape[1]))], axis=0)
+    return FixedParts(h=h, W=W, L=L, C=C, B=B, rss0=rss0)
+
+
+class _Products:
+    """Reusable output buffers of the fixed-hsq GEMMs for blocks of up to ``size`` markers."""
+
+    def __init__(self, parts: FixedParts, size: int) -> None:
+        t, n = parts.W.shape
+        self.parts = parts
+        self.t = t
+        self.P = np.empty(((parts.B.shape[0]), size))
+        self.msm = np.empty((t, size))
+        self.MM = np.empty((size, n))
+
+    def __call__(self, M: np.ndarray):
+        """num (t, mb), m'Sm (t, mb) and m'SQ (p, t, mb) of the markers M (mb, n)."""
+        mb = M.shape[0]
+        t = self.t
+        P = self.P[:, :mb]
+        msm = self.msm[:, :mb]
+        MM = self.MM[:mb]
+        if mb == self.P.shape[1]:  # full block: write straight into the contiguous buffers
+            np.matmul(self.parts.B, M.T, out=P)
+            np.multiply(M, M, out=MM)
+            np.matmul(self.parts.W, MM.T, out=msm)
+        else:
+            P = self.parts.B @ M.T
+            msm = self.parts.W @ (M * M).T
+        return P[:t], msm, P[t:].reshape(-1, t, mb)
+
+
+def _fixed_stats(parts: FixedParts, num, den, n: int, p: int) -> dict[str, np.ndarray]:
+    """Statistics of (trait, marker) pairs from num and den: (t,) or (t, m) arrays."""
+    rss0 = parts.rss0 if np.ndim(num) == 1 else parts.rss0[:, None]
+    h = parts.h if np.ndim(num) == 1 else parts.h[:, None]
+    L = parts.L if np.ndim(num) == 1 else parts.L[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        beta = num / den
+        rss1 = rss0 - num * beta
+        nu = n - p - 1
+        sigma2 = rss1 / nu
+        lrt = n * np.log(rss0 / rss1)
+        return {
+            "beta": beta,
+            "se": np.sqrt(sigma2 / den),
+            "lod": np.maximum(lrt, 0.0) / (2.0 * _LN10),
+            "p_wald": _f_sf((rss0 - rss1) / sigma2, 1, nu),
+            "p_lrt": _chi2_sf(lrt, 1),
+            "p_score": _f_sf(n * (rss0 - rss1) / rss0, 1, nu),
+            "hsq": np.broadcast_to(h, np.shape(num)).copy(),
+            "loglik": -0.5 * (L + n * np.log(rss1)),
+        }
+
+
+def _fixed_h(null: NullModel, reml: bool, hsq_fixed: np.ndarray | None) -> np.ndarray:
+    default = null.hsq_reml if reml else null.hsq_ml
+    return default if hsq_fixed is None else np.asarray(hsq_fixed, dtype=float)
+
+
+def _fixed_markers(null: NullModel, Mt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Residualised one-column markers (m, n), untestable ones zeroed, and the testable flag."""
+    Mt, _, ok = _residualise_markers(null, Mt)
+    M = Mt[:, 0, :]
+    M[~ok] = 0.0
+    return M, ok
+
+
+def scan_fixed_gemm(
+    null: NullModel, Mt: np.ndarray, *, reml: bool = True, hsq_fixed: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """``scan_chunk(mode="fixed")`` for one-column markers, as matrix products (same output)."""
+    m, k, n = Mt.shape
+    if k != 1:
+        raise ValueError("the GEMM path takes one-column markers")
+    p = null.model.p
+    t = null.model.t
+    M, ok = _fixed_markers(null, Mt)
+    parts = fixed_parts(null, _fixed_h(null, reml, hsq_fixed))
+    products = _Products(parts, min(m, GEMM_BLOCK))
+    num = np.empty((t, m))
+    den = np.empty((t, m))
+    for s in range(0, m, GEMM_BLOCK):
+        e = min(m, s + GEMM_BLOCK)
+        nb, msm, msq = products(M[s:e])
+        num[:, s:e] = nb
+        den[:, s:e] = msm - np.einsum("atr,tab,btr->tr", msq, parts.C, msq)
+    out = _fixed_stats(parts, num, den, n, p)
+    res: dict[str, np.ndarray] = {}
+    for key, val in out.items():
+        val = np.ascontiguousarray(np.asarray(val, dtype=float).T)  # (m, t)
+        val[~ok] = np.nan
+        res[key] = val
+    res["beta"] = res["beta"][..., None]
+    res["se"] = res["se"][..., None]
+    res["testable"] = ok
+    return res
+
+
+def scan_best(
+    null: NullModel,
+    Mt: np.ndarray,
+    *,
+    mode: str,
+    reml: bool = True,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Per trait, the marker of the chunk with the largest LOD and its statistics.
+
+    Returns ``(index, stats)``: the chunk-relative marker index of each trait (-1 where no
+    marker is testable) and the statistics of :func:`scan_chunk` at that marker, each (t,)
+    (``beta``/``se`` (t, k)). Ties go to the first marker. One-column markers in ``fixed``
+    mode never form the full (markers x traits) table: memory is (traits x block).
+    """
+    m, k, n = Mt.shape
+    t = null.model.t
+    if mode == "fixed" and k == 1:
+        p = null.model.p
+        M, _ = _fixed_markers(null, Mt)
+        parts = fixed_parts(null, _fixed_h(null, reml, None))
+        products = _Products(parts, min(m, GEMM_BLOCK))
+        best_q = np.full(t, -np.inf)
+        best_i = np.full(t, -1, dtype=np.int64)
+        best_num = np.full(t, np.nan)
+        best_den = np.full(t, np.nan)
+        for s in range(0, m, GEMM_BLOCK):
+            e = min(m, s + GEMM_BLOCK)
+            num, msm, msq = products(M[s:e])
+            _kernels.best_markers(
+                num, msm, msq, parts.C, s, best_q, best_i, best_num, best_den
+            )
+        stats = {
+            key: np.asarray(v, dtype=float)
+            for key, v in _fixed_stats(parts, best_num, best_den, n, p).items()
+        }
+        stats["beta"] = stats["beta"][:, None]
+        stats["se"] = stats["se"][:, None]
+        return best_i, stats
+    res = scan_chunk(null, Mt, mode=mode, reml=reml)
+    lod = np.where(np.isnan(res["lod"]), -np.inf, res["lod"])  # (m, t)
+    idx = np.argmax(lod, axis=0)
+    cols = np.arange(t)
+    found = np.isfinite(lod[idx, cols])
+    stats = {key: res[key][idx, cols] for key in res if key != "testable"}
+    for val in stats.values():
+        val[~found] = np.nan
+    return np.where(found, idx, -1), stats

@@ -14,7 +14,9 @@ GEMMA reads them (:class:`BimbamSource`), a CSV/TSV dosage matrix with sample id
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import FileFormatError
-from .tables import separator_for
+from .tables import separator_for, sha256_file
 
 __all__ = [
     "ArraySource",
@@ -62,6 +64,8 @@ class GenotypeSource:
     k: int = 1
     positional: bool = False
     """True when samples have no ids in the file (BIMBAM): other files match by position."""
+    random_access: bool = True
+    """False for text formats, whose ``read`` scans the file from its start."""
 
     def _read(self, start: int, stop: int) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -76,6 +80,19 @@ class GenotypeSource:
             raise ValueError(f"chunk size must be positive; got {size}")
         for start, stop in chromosome_runs(self.markers["chr"].to_numpy(), size):
             yield start, self._read(start, stop)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Genotypes of markers ``start:stop`` (n, k, stop - start): random access, as the
+        workers of a distributed scan read their own chunks."""
+        return self._read(start, stop)
+
+    def files(self) -> list[Path]:
+        """The files the genotypes are read from (for checksums in a run's manifest)."""
+        return []
+
+    def fingerprint(self) -> dict[str, str]:
+        """SHA-256 of each input file (or of the in-memory genotypes), keyed by file name."""
+        return {p.name: sha256_file(p) for p in self.files()}
 
 
 def _chrom_str(values: Any) -> np.ndarray:
@@ -128,6 +145,26 @@ class PlinkSource(GenotypeSource):
             }
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_bed"] = None  # reopened where it is unpickled (a Dask worker)
+        return state
+
+    def _open(self) -> Any:
+        if self._bed is None:
+            from bed_reader import open_bed
+
+            self._bed = open_bed(
+                self.prefix + ".bed",
+                num_threads=1,
+                iid_count=len(self.samples),
+                sid_count=len(self.markers),
+            )
+        return self._bed
+
+    def files(self) -> list[Path]:
+        return [Path(self.prefix + s) for s in (".bed", ".bim", ".fam")]
+
     def fam_phenotypes(self) -> pd.DataFrame:
         """Phenotypes from the .fam (column 6 onwards; -9 and NA are missing)."""
         fam = pd.read_csv(self.prefix + ".fam", sep=r"\s+", header=None, dtype=str)
@@ -141,7 +178,7 @@ class PlinkSource(GenotypeSource):
 
     def _read(self, start: int, stop: int) -> np.ndarray:
         try:
-            G = self._bed.read(index=np.s_[:, start:stop], dtype="float64", num_threads=1)
+            G = self._open().read(index=np.s_[:, start:stop], dtype="float64", num_threads=1)
         except Exception as exc:
             raise FileFormatError(
                 f"cannot read SNPs {start}..{stop} of {self.prefix!r}: {exc}"
@@ -161,6 +198,7 @@ class BimbamSource(GenotypeSource):
     ``marker position chromosome``. Samples are positional: ids ``"1"``, ``"2"``, ..."""
 
     positional = True
+    random_access = False
 
     def __init__(self, geno: str | os.PathLike[str], annot: str | os.PathLike[str]) -> None:
         self.path = Path(geno)
@@ -168,6 +206,7 @@ class BimbamSource(GenotypeSource):
             raise FileFormatError(f"BIMBAM genotype file {str(geno)!r} does not exist")
         if not Path(annot).is_file():
             raise FileFormatError(f"BIMBAM annotation file {str(annot)!r} does not exist")
+        self.annot = Path(annot)
         ann = pd.read_csv(annot, sep=r"[\s,]+", header=None, engine="python", dtype=str)
         if ann.shape[1] < 3:
             raise FileFormatError(
@@ -233,29 +272,38 @@ class BimbamSource(GenotypeSource):
 
     def chunks(self, size: int = CHUNK_SIZE) -> Iterator[tuple[int, np.ndarray]]:
         runs = chromosome_runs(self.markers["chr"].to_numpy(), size)
-        n = len(self.samples)
         with _open_text(self.path) as fh:
             lines = (ln for ln in fh if ln.strip())
             for start, stop in runs:
-                block = np.empty((stop - start, n))
-                for r in range(stop - start):
-                    fields = self._split(next(lines))[3:]
-                    try:
-                        block[r] = [np.nan if f == "NA" else float(f) for f in fields]
-                    except ValueError as exc:
-                        raise FileFormatError(
-                            f"{str(self.path)!r} marker {self.markers['marker'].iat[start + r]}:"
-                            f" {exc}"
-                        ) from None
-                yield start, block.T[:, None, :].copy()
+                yield start, self._parse(lines, start, stop)
 
-    def _read(self, start: int, stop: int) -> np.ndarray:  # pragma: no cover - via chunks
-        raise NotImplementedError
+    def _parse(self, lines: Iterator[str], start: int, stop: int) -> np.ndarray:
+        """Doses of markers start:stop from the next stop - start lines, as (n, 1, m)."""
+        block = np.empty((stop - start, len(self.samples)))
+        for r in range(stop - start):
+            fields = self._split(next(lines))[3:]
+            try:
+                block[r] = [np.nan if f == "NA" else float(f) for f in fields]
+            except ValueError as exc:
+                raise FileFormatError(
+                    f"{str(self.path)!r} marker {self.markers['marker'].iat[start + r]}: {exc}"
+                ) from None
+        return block.T[:, None, :].copy()
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        with _open_text(self.path) as fh:
+            lines = itertools.islice((ln for ln in fh if ln.strip()), start, None)
+            return self._parse(lines, start, stop)
+
+    def files(self) -> list[Path]:
+        return [self.path, self.annot]
 
 
 class DosageSource(GenotypeSource):
     """CSV/TSV dosage matrix: one row per marker, columns ``marker, chr, pos`` then one column
     per sample id (the header names the samples). NA marks a missing genotype."""
+
+    random_access = False
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -291,17 +339,31 @@ class DosageSource(GenotypeSource):
                     nxt = next(reader)
                     buf = nxt if buf is None else pd.concat([buf, nxt])
                 block, buf = buf.iloc[: stop - start], buf.iloc[stop - start :]
-                try:
-                    vals = block.iloc[:, 3:].to_numpy(dtype=float)
-                except ValueError as exc:
-                    raise FileFormatError(
-                        f"dosage file {str(self.path)!r}: non-numeric dose near marker "
-                        f"{block.iloc[0, 0]}: {exc}"
-                    ) from None
-                yield start, vals.T[:, None, :].copy()
+                yield start, self._doses(block)
 
-    def _read(self, start: int, stop: int) -> np.ndarray:  # pragma: no cover - via chunks
-        raise NotImplementedError
+    def _doses(self, block: pd.DataFrame) -> np.ndarray:
+        try:
+            vals = block.iloc[:, 3:].to_numpy(dtype=float)
+        except ValueError as exc:
+            raise FileFormatError(
+                f"dosage file {str(self.path)!r}: non-numeric dose near marker "
+                f"{block.iloc[0, 0]!s}: {exc}"
+            ) from None
+        return vals.T[:, None, :].copy()
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        block = pd.read_csv(
+            self.path,
+            sep=self.sep,
+            skiprows=range(1, start + 1),
+            nrows=stop - start,
+            na_values=["NA"],
+            dtype={0: str, 1: str},
+        )
+        return self._doses(block)
+
+    def files(self) -> list[Path]:
+        return [self.path]
 
 
 class ProbsSource(GenotypeSource):
@@ -327,7 +389,8 @@ class ProbsSource(GenotypeSource):
                 f"{len(arrays['samples'])} samples and "
                 f"{len(arrays['markers'])} markers"
             )
-        self.P = P
+        self.path = Path(path)
+        self.P: np.ndarray | None = P
         self.k = k
         self.samples = [str(s) for s in arrays["samples"]]
         self.markers = pd.DataFrame(
@@ -338,8 +401,19 @@ class ProbsSource(GenotypeSource):
             }
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["P"] = None  # a Dask worker loads the file itself
+        return state
+
     def _read(self, start: int, stop: int) -> np.ndarray:
+        if self.P is None:
+            with np.load(self.path, allow_pickle=False) as z:
+                self.P = np.asarray(z["probs"], dtype=float)
         return self.P[:, :, start:stop].copy()
+
+    def files(self) -> list[Path]:
+        return [self.path]
 
 
 class ArraySource(GenotypeSource):
@@ -365,3 +439,9 @@ class ArraySource(GenotypeSource):
 
     def _read(self, start: int, stop: int) -> np.ndarray:
         return self.G[:, :, start:stop].copy()
+
+    def fingerprint(self) -> dict[str, str]:
+        h = hashlib.sha256(np.ascontiguousarray(self.G).tobytes())
+        h.update(pd.util.hash_pandas_object(self.markers, index=False).to_numpy().tobytes())
+        h.update("\0".join(self.samples).encode())
+        return {"<array>": h.hexdigest()}

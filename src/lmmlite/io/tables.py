@@ -7,6 +7,7 @@ R-style missing values (``NA``, empty fields) become NaN.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -100,3 +101,12 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
         path,
         lambda tmp: df.to_csv(tmp, sep=sep, na_rep="NA", compression=compression),
     )
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes (read in 1 MiB blocks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
