@@ -128,13 +128,9 @@ class ScanDataset:
     def task_frames(self) -> list[pd.DataFrame]:
         return [pd.read_parquet(p) for p in sorted(self.tasks.glob("*.parquet"))]
 
-    def publish_all(self, columns: list[str]) -> None:
+    def publish_all(self) -> None:
         """keep="all": move every task file into the dataset (renames: atomic, resumable)."""
         for p in sorted(self.tasks.glob("*.parquet")):
-            frame = pd.read_parquet(p)
-            if any(c.startswith("_") for c in frame.columns):
-                frame = frame.drop(columns=[c for c in frame.columns if c.startswith("_")])
-                write_task(p, frame)
             os.replace(p, self.path / f"part-{p.stem}.parquet")
         self._write_manifest({**self.record, "complete": True})
 

@@ -1,6 +1,8 @@
 """Scans and heritability on a ``dask.distributed`` cluster (``pip install 'lmmlite[dask]'``).
 
-The client computes each eigendecomposition and null fit once and scatters them; every task
+The client computes each eigendecomposition and null fit once and ships them to the cluster
+as data-holding tasks (unlike ``client.scatter``'d data, Dask can rebuild them if the worker
+holding them dies); every task
 (trait batch x marker chunk) runs on a worker, which reads its genotype chunk from the input
 file itself and, with an output folder, writes its own result file (atomically). A worker
 lost mid-run has its tasks rescheduled by Dask. Workers run single-threaded kernels: the
@@ -31,7 +33,7 @@ def local_client(workers: int | None = None) -> Any:
         n_workers=workers,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",
     )
     return distributed.Client(cluster)
 
@@ -45,16 +47,20 @@ def _single_threaded() -> None:
         pass
 
 
+def _identity(x: Any) -> Any:
+    return x
+
+
 def _scan_task(source, work, task, meta, opts, task_path):
     """Run on a worker: read the chunk, test it, write the task file; small results back."""
     from ._dataset import write_task
-    from .scan import _run_task
+    from .scan import _on_disk, _run_task
 
     _single_threaded()
     block = source.read(task.start, task.stop)
     frame = _run_task(work, block, meta, **opts)
     if task_path is not None:
-        write_task(task_path, frame)
+        write_task(task_path, _on_disk(frame, opts["keep"]))
         if opts["keep"] == "all":
             return len(frame)  # the rows stay on disk, not shipped through the client
     return frame
@@ -67,12 +73,14 @@ def run_scan_tasks(client, genotypes, todo, chunk_key, works, opts, dataset, col
     from .scan import _key_order
 
     markers = genotypes.markers
-    [source] = client.scatter([genotypes], broadcast=True, hash=False)
+    # shared inputs are handed over as tasks rather than with client.scatter: the scheduler
+    # keeps their specification, so data lost with a worker is rebuilt, not fatal
+    source = client.submit(_identity, genotypes, pure=False)
     pending = distributed.as_completed()
     info = {}
     for key, key_tasks in _key_order(todo, chunk_key).items():
         local = works(key, {t.batch for t in key_tasks})
-        shared = dict(zip(local, client.scatter(list(local.values()), hash=False), strict=True))
+        shared = {b: client.submit(_identity, w, pure=False) for b, w in local.items()}
         for task in key_tasks:
             path = None if dataset is None else dataset.task_path(task.name)
             fut = client.submit(

@@ -219,6 +219,12 @@ def _run_task(
 _STATS = ("lod", "p_wald", "p_lrt", "p_score", "hsq", "loglik")
 
 
+def _on_disk(frame: pd.DataFrame, keep: str) -> pd.DataFrame:
+    """A task's frame as written: with keep="all" the published columns only (the row
+    bookkeeping columns serve the reduction of keep="max"/"peaks")."""
+    return frame.drop(columns=["_t", "_m"]) if keep == "all" else frame
+
+
 def _reduce_best(frame: pd.DataFrame, keep: str) -> pd.DataFrame:
     """Each trait's (``max``) or each trait and chromosome's (``peaks``) highest-LOD row; ties
     go to the first marker."""
@@ -480,7 +486,7 @@ def scan(
     finally:
         bar.close()
     if dataset is not None and keep == "all":
-        dataset.publish_all(list(SCAN_COLUMNS))
+        dataset.publish_all()
         return None
     result = _finish(collect.frame(genotypes.k), keep, threshold)
     if dataset is not None:
@@ -519,7 +525,7 @@ def _run_local(genotypes, todo, chunk_size, chunk_key, works, opts, dataset, col
                 meta = markers.iloc[task.start : task.stop]
                 frame = _run_task(work[task.batch], block, meta, **opts)
                 if dataset is not None:
-                    write_task(dataset.task_path(task.name), frame)
+                    write_task(dataset.task_path(task.name), _on_disk(frame, opts["keep"]))
                 collect.add(frame)
                 bar.update(len(work[task.batch].traits) * (task.stop - task.start))
 

@@ -1,0 +1,351 @@
+"""Scale-out: Dask execution, keep=peaks|max, resumable Parquet datasets, interruptions.
+
+A real ``dask.distributed.LocalCluster`` with 2 worker processes on loopback runs the tasks;
+results must equal the in-process run: same task split, same arithmetic. One thing differs:
+Dask workers run OpenBLAS single-threaded, and OpenBLAS rounds some products (the rotations
+U'G, U'Y for some shapes) differently with 2 threads than with 1. Brent's searches then may
+stop at a different point within their tolerance: the null fit's (1e-10 on hsq), which moves
+fixed-mode statistics by up to ~1e-8 relative (``SAME``), and in exact mode each marker's
+(``SAME_EXACT``). Runs with the same BLAS thread count agree bit for bit.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import lmmlite
+from lmmlite.exceptions import InputError
+from lmmlite.io.genotypes import ArraySource, PlinkSource
+
+distributed = pytest.importorskip("distributed")
+# Dask's own sockets and clusters shut down at their pace: not lmmlite's warnings to fail on
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
+#: in-process (BLAS threads = cores) vs workers (1 thread), see the module's docstring
+SAME = {"check_exact": False, "rtol": 1e-7, "atol": 1e-8}
+#: exact mode: such differences move Brent's per-marker search within its tolerance (on
+#: hsq; a flat likelihood turns 1e-10 in hsq into ~1e-7 in a p-value), and the statistics too
+SAME_EXACT = {"check_exact": False, "rtol": 1e-5, "atol": 1e-8}
+bed_reader = pytest.importorskip("bed_reader")
+
+
+def _simulate(n=120, m=600, t=12, seed=0):
+    rng = np.random.default_rng(seed)
+    G = rng.binomial(2, rng.uniform(0.1, 0.5, m), (n, m)).astype(float)
+    G[:, 10] = G[:, 11]  # duplicated marker: ties in LOD
+    G[:, 20] = 1.0  # monomorphic
+    G[rng.random((n, m)) < 0.01] = np.nan
+    ids = [f"s{i}" for i in range(n)]
+    chrom = np.repeat(["1", "2", "3"], [m // 2, m // 3, m - m // 2 - m // 3])
+    markers = pd.DataFrame(
+        {"marker": [f"m{j}" for j in range(m)], "chr": chrom, "pos": np.arange(m)}
+    )
+    Gf = np.where(np.isnan(G), np.nanmean(G, axis=0), G)
+    Y = Gf[:, [5, 300, 450]] @ rng.normal(0, 0.6, (3, t)) + rng.normal(size=(n, t))
+    P = pd.DataFrame(Y, index=ids, columns=[f"t{j}" for j in range(t)])
+    P.iloc[:7, 2] = np.nan  # a second missing-data pattern
+    return G, ids, markers, P
+
+
+@pytest.fixture(scope="module")
+def data():
+    return _simulate()
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+        host="127.0.0.1",
+    )
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+@pytest.mark.parametrize(
+    ("chunk_size", "trait_batch", "mode"),
+    [(64, 5, "fixed"), (37, 12, "fixed"), (600, 3, "fixed"), (97, 5, "exact")],
+)
+def test_dask__equals_in_process(data, client, chunk_size, trait_batch, mode):
+    G, ids, markers, P = data
+    src = ArraySource(G, ids, markers)
+    kw = {"chunk_size": chunk_size, "trait_batch": trait_batch, "mode": mode, "tol": 1e-10}
+    local = lmmlite.scan(src, P, **kw)
+    remote = lmmlite.scan(src, P, client=client, **kw)
+    assert len(local) == P.shape[1] * G.shape[1]
+    pd.testing.assert_frame_equal(local, remote, **(SAME if mode == "fixed" else SAME_EXACT))
+
+
+def test_chunkings__agree(data):
+    G, ids, markers, P = data
+    src = ArraySource(G, ids, markers)
+    a = lmmlite.scan(src, P, chunk_size=64, trait_batch=5)
+    b = lmmlite.scan(src, P, chunk_size=600, trait_batch=12)
+    # other shapes of U'Y and U'G round differently; where a trait's likelihood is flat that
+    # moves its null hsq by up to ~1e-6 (the square root of the rounding in the log
+    # likelihood over its curvature: the conditioning of any minimiser)
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-5, atol=1e-7)
+
+
+def test_dask__plink_read_by_workers(tmp_path, data, client):
+    G, ids, markers, P = data
+    prefix = _write_plink(tmp_path, G, ids, markers)
+    src = PlinkSource(prefix)
+    local = lmmlite.scan(src, P, chunk_size=50, trait_batch=4, keep="peaks", threshold=2.0)
+    remote = lmmlite.scan(
+        src, P, chunk_size=50, trait_batch=4, keep="peaks", threshold=2.0, client=client
+    )
+    assert len(local) > 0
+    pd.testing.assert_frame_equal(local, remote, **SAME)
+
+
+def test_dask__worker_killed_mid_run(data):
+    """One worker SIGKILLed after the first task: Dask reruns its tasks, results unchanged."""
+    G, ids, markers, P = data
+    src = ArraySource(G, ids, markers)
+    kw = {"chunk_size": 20, "trait_batch": 4, "mode": "exact", "tol": 1e-10}
+    local = lmmlite.scan(src, P, **kw)
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+        host="127.0.0.1",
+    )
+    with distributed.Client(cluster) as c:
+        pids = c.run(os.getpid)
+        killed = []
+
+        def kill_one(done, total):
+            if not killed:
+                pid = next(iter(pids.values()))
+                os.kill(pid, signal.SIGKILL)
+                killed.append((pid, done, total))
+
+        remote = lmmlite.scan(src, P, client=c, progress=kill_one, **kw)
+        after = set(c.run(os.getpid).values())
+    cluster.close()
+    pid, done, total = killed[0]
+    assert done < total  # the kill happened with tasks still to run
+    assert pid not in after  # that worker process is gone (the nanny started a new one)
+    pd.testing.assert_frame_equal(local, remote, **SAME_EXACT)
+
+
+def _best_from_full(full: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    rows = []
+    for _, grp in full.dropna(subset=["lod"]).groupby(by, sort=False):
+        rows.append(grp.loc[grp["lod"].idxmax()])
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("mode", ["fixed", "exact"])
+@pytest.mark.parametrize("threshold", [0.0, 1.5, 3.0])
+def test_keep_peaks_and_max__equal_the_full_table(data, mode, threshold):
+    G, ids, markers, P = data
+    src = ArraySource(G, ids, markers)
+    kw = {"chunk_size": 45, "trait_batch": 5, "mode": mode}
+    full = lmmlite.scan(src, P, **kw)
+    for keep, by in (("max", ["trait"]), ("peaks", ["trait", "chr"])):
+        got = lmmlite.scan(src, P, keep=keep, threshold=threshold, **kw)
+        want = _best_from_full(full, by)
+        if keep == "peaks":
+            want = want[want["lod"] >= threshold]
+        assert len(got) == len(want) > 0
+        got = got.set_index(by).sort_index()
+        want = want.set_index(by).sort_index()
+        # the same maximum LOD (to rounding: keep=max never forms the full table) ...
+        np.testing.assert_allclose(got["lod"], want["lod"], rtol=1e-10, atol=1e-12)
+        for col in ("beta", "se", "p_wald", "p_lrt", "hsq"):
+            np.testing.assert_allclose(got[col], want[col], rtol=1e-8, atol=1e-12)
+        # ... at the same marker, or at one whose LOD ties with it (duplicated markers)
+        for key, row in got.iterrows():
+            if row["marker"] != want.loc[key, "marker"]:
+                tr = key if isinstance(key, str) else key[0]
+                tied = full[(full["trait"] == tr) & (full["marker"] == row["marker"])]
+                assert abs(tied["lod"].iloc[0] - want.loc[key, "lod"]) < 1e-10
+
+
+def test_dataset__equals_in_memory_and_is_one_table(tmp_path, data, client):
+    G, ids, markers, P = data
+    src = ArraySource(G, ids, markers)
+    kw = {"chunk_size": 64, "trait_batch": 5}
+    mem = lmmlite.scan(src, P, **kw)
+    for i, c in enumerate([None, client]):
+        out = tmp_path / f"run{i}.parquet"
+        assert lmmlite.scan(src, P, out=out, client=c, **kw) is None
+        disk = pd.read_parquet(out)
+        key = ["trait", "marker"]
+        disk = disk.set_index(key).loc[mem.set_index(key).index].reset_index()
+        pd.testing.assert_frame_equal(disk[mem.columns], mem, check_dtype=False, **SAME)
+        assert not list((out / "_tasks").iterdir())
+        best = lmmlite.scan(src, P, out=tmp_path / f"max{i}.parquet", keep="max", client=c, **kw)
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(tmp_path / f"max{i}.parquet"), best, check_dtype=False
+        )
+
+
+def test_dataset__exists_and_resume_refused_on_changes(tmp_path, data):
+    G, ids, markers, P = data
+    src = ArraySource(G, ids, markers)
+    out = tmp_path / "r.parquet"
+    lmmlite.scan(src, P, out=out, keep="max", chunk_size=100)
+    with pytest.raises(InputError, match="holds a scan already"):
+        lmmlite.scan(src, P, out=out, keep="max", chunk_size=100)
+    with pytest.raises(InputError, match=r"other inputs or options: options\.mode"):
+        lmmlite.scan(src, P, out=out, keep="max", chunk_size=100, mode="exact", resume=True)
+    P2 = P.copy()
+    P2.iloc[0, 0] += 1.0
+    with pytest.raises(InputError, match=r"inputs\.phenotypes"):
+        lmmlite.scan(src, P2, out=out, keep="max", chunk_size=100, resume=True)
+    G2 = G.copy()
+    G2[0, 0] = 2.0 - np.nan_to_num(G2[0, 0])
+    with pytest.raises(InputError, match=r"inputs\.genotypes"):
+        lmmlite.scan(
+            ArraySource(G2, ids, markers), P, out=out, keep="max", chunk_size=100, resume=True
+        )
+    # resuming a complete run recomputes nothing and gives the same table
+    again = lmmlite.scan(src, P, out=out, keep="max", chunk_size=100, resume=True)
+    pd.testing.assert_frame_equal(pd.read_parquet(out), again, check_dtype=False)
+
+
+def _write_plink(folder: Path, G, ids, markers) -> str:
+    prefix = str(folder / "geno")
+    bed_reader.to_bed(
+        prefix + ".bed",
+        np.where(np.isnan(G), np.nan, G).astype(np.float32),
+        properties={
+            "iid": ids,
+            "fid": ids,
+            "sid": markers["marker"].to_numpy(),
+            "chromosome": markers["chr"].to_numpy(),
+            "bp_position": markers["pos"].to_numpy(),
+        },
+        count_A1=True,
+    )
+    return prefix
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "lmmlite", "scan", *args]
+
+
+def test_cli__client_killed_then_resumed(tmp_path):
+    """SIGKILL the CLI mid-run; --resume computes only the missing tasks (files already
+    written are left untouched) and the final table equals an uninterrupted run's."""
+    G, ids, markers, P = _simulate(n=200, m=3000, t=4, seed=3)
+    prefix = _write_plink(tmp_path, G, ids, markers)
+    P.to_csv(tmp_path / "pheno.csv", index_label="id")
+    common = [
+        "--bfile",
+        prefix,
+        "--pheno",
+        str(tmp_path / "pheno.csv"),
+        "--mode",
+        "exact",
+        "--chunk-size",
+        "15",
+        "--trait-batch",
+        "2",
+        "--no-progress",
+    ]
+    whole = tmp_path / "whole.parquet"
+    subprocess.run(_cli(*common, "--out", str(whole)), check=True, capture_output=True)
+    n_tasks = len(list(whole.glob("part-*.parquet")))
+    assert n_tasks == 3 * 201  # 3 trait batches (2 missing-data patterns) x 201 chunks
+
+    out = tmp_path / "cut.parquet"
+    proc = subprocess.Popen(_cli(*common, "--out", str(out)), stderr=subprocess.PIPE)
+    tasks = out / "_tasks"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if tasks.is_dir() and len(list(tasks.glob("*.parquet"))) >= 20:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in tasks.glob("*.parquet")}
+    assert 20 <= len(before) < n_tasks, "the run must be cut before its end"
+    try:  # an unfinished dataset has no data files: an error or an empty table, never a part
+        assert len(pd.read_parquet(out)) == 0
+    except (OSError, ValueError):
+        pass
+
+    changed = subprocess.run(
+        _cli(
+            *common[:-5],
+            "--chunk-size",
+            "30",
+            "--trait-batch",
+            "2",
+            "--no-progress",
+            "--out",
+            str(out),
+            "--resume",
+        ),
+        capture_output=True,
+        text=True,
+    )
+    assert changed.returncode == 2
+    assert "cannot resume" in changed.stderr and "chunk_size (15 there, 30 now)" in changed.stderr
+
+    subprocess.run(_cli(*common, "--out", str(out), "--resume"), check=True, capture_output=True)
+    parts = {p.name[len("part-") :]: p.stat() for p in out.glob("part-*.parquet")}
+    assert len(parts) == n_tasks
+    for name, (ino, mtime) in before.items():  # not recomputed: the same file, untouched
+        assert (parts[name].st_ino, parts[name].st_mtime_ns) == (ino, mtime)
+    key = ["trait", "marker"]
+    a = pd.read_parquet(out).sort_values(key).reset_index(drop=True)
+    b = pd.read_parquet(whole).sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12)
+
+
+def test_cli__dask_local_keep_max(tmp_path):
+    G, ids, markers, P = _simulate(n=80, m=600, t=6, seed=4)
+    prefix = _write_plink(tmp_path, G, ids, markers)
+    P.to_csv(tmp_path / "pheno.csv", index_label="id")
+    common = [
+        "--bfile",
+        prefix,
+        "--pheno",
+        str(tmp_path / "pheno.csv"),
+        "--keep",
+        "max",
+        "--chunk-size",
+        "70",
+        "--trait-batch",
+        "4",
+        "--no-progress",
+    ]
+    subprocess.run(_cli(*common, "--out", str(tmp_path / "a.tsv")), check=True)
+    res = subprocess.run(
+        _cli(*common, "--out", str(tmp_path / "b.tsv"), "--dask", "local", "--workers", "2"),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert "keep max" in res.stdout
+    a = pd.read_csv(tmp_path / "a.tsv", sep="\t")
+    b = pd.read_csv(tmp_path / "b.tsv", sep="\t")
+    assert len(a) == 6
+    pd.testing.assert_frame_equal(a, b, **SAME)
+    bad = subprocess.run(
+        _cli(*common, "--out", str(tmp_path / "c.tsv"), "--resume"),
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "--resume needs --out NAME.parquet" in bad.stderr
