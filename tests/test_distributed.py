@@ -63,15 +63,20 @@ def data():
     return _simulate()
 
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(
+def _local_cluster():
+    """2 single-threaded worker processes on loopback."""
+    return distributed.LocalCluster(
         n_workers=2,
         threads_per_worker=1,
         processes=True,
         dashboard_address=":0",
         host="127.0.0.1",
     )
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = _local_cluster()
     with distributed.Client(cluster) as c:
         yield c
     cluster.close()
@@ -120,13 +125,7 @@ def test_dask__worker_killed_mid_run(data):
     src = ArraySource(G, ids, markers)
     kw = {"chunk_size": 20, "trait_batch": 4, "mode": "exact", "tol": 1e-10}
     local = lmmlite.scan(src, P, **kw)
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",
-        host="127.0.0.1",
-    )
+    cluster = _local_cluster()
     with distributed.Client(cluster) as c:
         pids = c.run(os.getpid)
         killed = []
