@@ -18,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ import pandas as pd
 
 from ._version import __version__
 from .exceptions import InputError
+from .io.tables import atomic_write
 
 __all__ = ["ScanDataset", "frame_sha256", "write_task"]
 
@@ -47,14 +46,7 @@ def frame_sha256(df: pd.DataFrame | pd.Series | None) -> str | None:
 
 def write_task(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
     """Write ``frame`` to ``path`` atomically: a hidden temporary file, then a rename."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def _differences(old: Any, new: Any, where: str = "") -> list[str]:
@@ -111,10 +103,12 @@ class ScanDataset:
         self.record = record
 
     def _write_manifest(self, record: dict[str, Any]) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=self.path)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(record, fh, indent=1, sort_keys=True)
-        os.replace(tmp, self.path / MANIFEST)
+        text = json.dumps(record, indent=1, sort_keys=True)
+
+        def write(tmp: str) -> None:
+            Path(tmp).write_text(text)
+
+        atomic_write(self.path / MANIFEST, write)
 
     def task_path(self, name: str) -> Path:
         return self.tasks / f"{name}.parquet"
