@@ -82,3 +82,41 @@ def test_residualise__equals_projection():
     np.testing.assert_allclose(coef, Q @ yT.T, rtol=1e-13, atol=1e-14)
     np.testing.assert_allclose(got, yT - coef.T @ Q, rtol=1e-13, atol=1e-14)
     np.testing.assert_allclose(got @ Q.T, 0, atol=1e-13)
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_best_markers__numba_equals_numpy(p):
+    """The running per-trait best marker of the fixed-hsq scan: same choice (first maximum,
+    untestable zero columns and den <= 0 never win), same num/den, over several blocks."""
+    rng = np.random.default_rng(p)
+    t, mb = 40, 33
+    state = [
+        (
+            np.full(t, -np.inf),
+            np.full(t, -1, dtype=np.int64),
+            np.full(t, np.nan),
+            np.full(t, np.nan),
+        )
+        for _ in range(2)
+    ]
+    for offset in (0, mb, 2 * mb):
+        num = rng.normal(size=(t, mb))
+        msq = rng.normal(0, 0.1, size=(p, t, mb))
+        msm = 1.0 + rng.random((t, mb))
+        A = rng.normal(0, 0.3, size=(t, p, p))
+        C = np.einsum("tab,tcb->tac", A, A)
+        num[:, 3] = num[:, 7]  # a tie: the first of the two must win
+        msm[:, 3] = msm[:, 7]
+        msq[:, :, 3] = msq[:, :, 7]
+        num[:, 5] = msm[:, 5] = msq[:, :, 5] = 0.0  # an untestable marker
+        num[:2, 9] = 50.0  # the largest |num|, but den <= 0: must not win
+        msm[:2, 9] = -1.0
+        for use, (bq, bi, bn, bd) in zip((True, False), state, strict=True):
+            _kernels.best_markers(num, msm, msq, C, offset, bq, bi, bn, bd, use_numba=use)
+    (q1, i1, n1, d1), (q2, i2, n2, d2) = state
+    np.testing.assert_array_equal(i1, i2)
+    assert np.all(i1 % mb != 5) and np.all(i1 % mb != 7)  # untestable; tied behind marker 3
+    assert np.all(i1[:2] % mb != 9)  # den <= 0 for the first two traits
+    np.testing.assert_allclose(q1, q2, rtol=1e-13)
+    np.testing.assert_array_equal(n1, n2)
+    np.testing.assert_allclose(d1, d2, rtol=1e-13)

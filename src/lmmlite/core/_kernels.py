@@ -462,35 +462,32 @@ def _best_markers(num, msm, msq, C, offset, best_q, best_i, best_num, best_den):
     p = msq.shape[0]
     for j in numba.prange(t):
         q = np.empty(mb)
+        den = np.empty(mb)
         if p == 1:  # the common case (an intercept only): a loop LLVM vectorises
             c = C[j, 0, 0]
             for r in range(mb):
                 v = msq[0, j, r]
-                den = msm[j, r] - v * c * v
-                nm = num[j, r]
-                q[r] = nm * nm / den if den > 0.0 else -1.0
+                den[r] = msm[j, r] - v * c * v
         else:
             for r in range(mb):
-                den = msm[j, r]
+                d = msm[j, r]
                 for a in range(p):
                     for b in range(p):
-                        den -= msq[a, j, r] * C[j, a, b] * msq[b, j, r]
-                nm = num[j, r]
-                q[r] = nm * nm / den if den > 0.0 else -1.0
+                        d -= msq[a, j, r] * C[j, a, b] * msq[b, j, r]
+                den[r] = d
+        for r in range(mb):
+            nm = num[j, r]
+            q[r] = nm * nm / den[r] if den[r] > 0.0 else -1.0
         top = -1.0
         for r in range(mb):
             top = max(top, q[r])
         if top >= 0.0 and top > best_q[j]:
             for r in range(mb):
                 if q[r] == top:
-                    den = msm[j, r]
-                    for a in range(p):
-                        for b in range(p):
-                            den -= msq[a, j, r] * C[j, a, b] * msq[b, j, r]
                     best_q[j] = top
                     best_i[j] = offset + r
                     best_num[j] = num[j, r]
-                    best_den[j] = den
+                    best_den[j] = den[r]
                     break
 
 

@@ -385,12 +385,18 @@ def _fixed_h(null: NullModel, reml: bool, hsq_fixed: np.ndarray | None) -> np.nd
     return default if hsq_fixed is None else np.asarray(hsq_fixed, dtype=float)
 
 
-def _fixed_markers(null: NullModel, Mt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Residualised one-column markers (m, n), untestable ones zeroed, and the testable flag."""
+def _fixed_blocks(null: NullModel, Mt: np.ndarray, h: np.ndarray):
+    """The fixed-hsq scan's setup and its GEMM blocks: returns the testable flag, the
+    per-trait parts and an iterator of ``(start, num, m'Sm, m'SQ)`` over blocks of markers
+    (residualised, untestable ones zeroed)."""
     Mt, _, ok = _residualise_markers(null, Mt)
     M = Mt[:, 0, :]
     M[~ok] = 0.0
-    return M, ok
+    parts = fixed_parts(null, h)
+    m = M.shape[0]
+    products = _Products(parts, min(m, GEMM_BLOCK))
+    blocks = ((s, *products(M[s : s + GEMM_BLOCK])) for s in range(0, m, GEMM_BLOCK))
+    return ok, parts, blocks
 
 
 def scan_fixed_gemm(
@@ -400,19 +406,15 @@ def scan_fixed_gemm(
     m, k, n = Mt.shape
     if k != 1:
         raise ValueError("the GEMM path takes one-column markers")
-    p = null.model.p
     t = null.model.t
-    M, ok = _fixed_markers(null, Mt)
-    parts = fixed_parts(null, _fixed_h(null, reml, hsq_fixed))
-    products = _Products(parts, min(m, GEMM_BLOCK))
+    ok, parts, blocks = _fixed_blocks(null, Mt, _fixed_h(null, reml, hsq_fixed))
     num = np.empty((t, m))
     den = np.empty((t, m))
-    for s in range(0, m, GEMM_BLOCK):
-        e = min(m, s + GEMM_BLOCK)
-        nb, msm, msq = products(M[s:e])
+    for s, nb, msm, msq in blocks:
+        e = s + nb.shape[1]
         num[:, s:e] = nb
         den[:, s:e] = msm - np.einsum("atr,tab,btr->tr", msq, parts.C, msq)
-    out = _fixed_stats(parts, num, den, n, p)
+    out = _fixed_stats(parts, num, den, n, null.model.p)
     res: dict[str, np.ndarray] = {}
     for key, val in out.items():
         val = np.ascontiguousarray(np.asarray(val, dtype=float).T)  # (m, t)
@@ -438,26 +440,21 @@ def scan_best(
     (``beta``/``se`` (t, k)). Ties go to the first marker. One-column markers in ``fixed``
     mode never form the full (markers x traits) table: memory is (traits x block).
     """
-    m, k, n = Mt.shape
+    _, k, n = Mt.shape
     t = null.model.t
     if mode == "fixed" and k == 1:
-        p = null.model.p
-        M, _ = _fixed_markers(null, Mt)
-        parts = fixed_parts(null, _fixed_h(null, reml, None))
-        products = _Products(parts, min(m, GEMM_BLOCK))
+        _, parts, blocks = _fixed_blocks(null, Mt, _fixed_h(null, reml, None))
         best_q = np.full(t, -np.inf)
         best_i = np.full(t, -1, dtype=np.int64)
         best_num = np.full(t, np.nan)
         best_den = np.full(t, np.nan)
-        for s in range(0, m, GEMM_BLOCK):
-            e = min(m, s + GEMM_BLOCK)
-            num, msm, msq = products(M[s:e])
+        for s, num, msm, msq in blocks:
             _kernels.best_markers(
                 num, msm, msq, parts.C, s, best_q, best_i, best_num, best_den
             )
         stats = {
             key: np.asarray(v, dtype=float)
-            for key, v in _fixed_stats(parts, best_num, best_den, n, p).items()
+            for key, v in _fixed_stats(parts, best_num, best_den, n, null.model.p).items()
         }
         stats["beta"] = stats["beta"][:, None]
         stats["se"] = stats["se"][:, None]
