@@ -243,17 +243,18 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "lmmlite", "scan", *args]
 
 
+def _cli_inputs(folder: Path, sim) -> list[str]:
+    """A simulation written as a PLINK fileset and a phenotype CSV: the CLI's input options."""
+    G, ids, markers, P = sim
+    P.to_csv(folder / "pheno.csv", index_label="id")
+    return ["--bfile", _write_plink(folder, G, ids, markers), "--pheno", str(folder / "pheno.csv")]
+
+
 def test_cli__client_killed_then_resumed(tmp_path):
     """SIGKILL the CLI mid-run; --resume computes only the missing tasks (files already
     written are left untouched) and the final table equals an uninterrupted run's."""
-    G, ids, markers, P = _simulate(n=200, m=3000, t=4, seed=3)
-    prefix = _write_plink(tmp_path, G, ids, markers)
-    P.to_csv(tmp_path / "pheno.csv", index_label="id")
     common = [
-        "--bfile",
-        prefix,
-        "--pheno",
-        str(tmp_path / "pheno.csv"),
+        *_cli_inputs(tmp_path, _simulate(n=200, m=3000, t=4, seed=3)),
         "--mode",
         "exact",
         "--chunk-size",
@@ -314,14 +315,8 @@ def test_cli__client_killed_then_resumed(tmp_path):
 
 
 def test_cli__dask_local_keep_max(tmp_path):
-    G, ids, markers, P = _simulate(n=80, m=600, t=6, seed=4)
-    prefix = _write_plink(tmp_path, G, ids, markers)
-    P.to_csv(tmp_path / "pheno.csv", index_label="id")
     common = [
-        "--bfile",
-        prefix,
-        "--pheno",
-        str(tmp_path / "pheno.csv"),
+        *_cli_inputs(tmp_path, _simulate(n=80, m=600, t=6, seed=4)),
         "--keep",
         "max",
         "--chunk-size",

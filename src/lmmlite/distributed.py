@@ -1,12 +1,11 @@
-"""Scans and heritability on a ``dask.distributed`` cluster (``pip install 'lmmlite[dask]'``).
+"""Genome scans on a ``dask.distributed`` cluster (``pip install 'lmmlite[dask]'``).
 
 The client computes each eigendecomposition and null fit once and ships them to the cluster
 as data-holding tasks (unlike ``client.scatter``'d data, Dask can rebuild them if the worker
-holding them dies); every task
-(trait batch x marker chunk) runs on a worker, which reads its genotype chunk from the input
-file itself and, with an output folder, writes its own result file (atomically). A worker
-lost mid-run has its tasks rescheduled by Dask. Workers run single-threaded kernels: the
-parallelism is across tasks.
+holding them dies); every task (trait batch x marker chunk) runs on a worker, which reads its
+genotype chunk from the input file itself and, with an output folder, writes its own result
+file (atomically). A worker lost mid-run has its tasks rescheduled by Dask. Workers run
+single-threaded kernels: the parallelism is across tasks.
 """
 
 from __future__ import annotations
@@ -68,7 +67,7 @@ def _scan_task(source, work, task, meta, opts, task_path):
 
 def run_scan_tasks(client, genotypes, todo, chunk_key, works, opts, dataset, collect, bar):
     """Submit the scan's tasks, one kinship key at a time (its rotations and null fits
-    scattered once), and collect results as they finish."""
+    handed over once), and collect results as they finish."""
     distributed = _require_dask()
     from .scan import _key_order
 

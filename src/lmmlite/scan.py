@@ -320,7 +320,8 @@ def scan(
     client
         A ``dask.distributed.Client``: tasks run on its workers, which read their genotype
         chunks from the input files; the eigendecompositions and null fits are computed here
-        once and scattered. Results are identical to the in-process run (the default).
+        once and handed to the cluster. Results equal the in-process run's (the default) up
+        to BLAS rounding and the Brent tolerance (workers run BLAS single-threaded).
     progress
         ``True``: a progress bar on stderr (tasks done, throughput, time left); a callable is
         called as ``progress(tasks_done, tasks_total)`` after each task.
@@ -488,7 +489,7 @@ def scan(
     if dataset is not None and keep == "all":
         dataset.publish_all()
         return None
-    result = _finish(collect.frame(genotypes.k), keep, threshold)
+    result = _finish(collect.frame(), keep, threshold)
     if dataset is not None:
         dataset.publish_table(result, keep)
     result.attrs["dropped_samples"] = dropped
@@ -549,7 +550,7 @@ class _Collector:
             self.frames = [_reduce_best(pd.concat(self.frames, ignore_index=True), self.keep)]
             self.rows = len(self.frames[0])
 
-    def frame(self, k: int) -> pd.DataFrame:
+    def frame(self) -> pd.DataFrame:
         if not self.frames:
             cols = [*SCAN_COLUMNS[:-1], "n_miss", "note", "_t", "_m"]
             return pd.DataFrame(columns=cols)
