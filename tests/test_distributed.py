@@ -1,12 +1,10 @@
 """Scale-out: Dask execution, keep=peaks|max, resumable Parquet datasets, interruptions.
 
 A real ``dask.distributed.LocalCluster`` with 2 worker processes on loopback runs the tasks;
-results must equal the in-process run: same task split, same arithmetic. One thing differs:
-Dask workers run OpenBLAS single-threaded, and OpenBLAS rounds some products (the rotations
-U'G, U'Y for some shapes) differently with 2 threads than with 1. Brent's searches then may
-stop at a different point within their tolerance: the null fit's (1e-10 on hsq), which moves
-fixed-mode statistics by up to ~1e-8 relative (``SAME``), and in exact mode each marker's
-(``SAME_EXACT``). Runs with the same BLAS thread count agree bit for bit.
+results must be the same numbers, bit for bit, as the in-process run's: the same task split,
+the rotations and null fits computed once by the caller in both, and every task run
+single-threaded (BLAS and numba) in both, in-process in a thread pool and on the workers.
+(Other chunkings are other computations: they agree to rounding, see test_chunkings__agree.)
 """
 
 from __future__ import annotations
@@ -32,11 +30,8 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::ResourceWarning"),
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
 ]
-#: in-process (BLAS threads = cores) vs workers (1 thread), see the module's docstring
-SAME = {"check_exact": False, "rtol": 1e-7, "atol": 1e-8}
-#: exact mode: such differences move Brent's per-marker search within its tolerance (on
-#: hsq; a flat likelihood turns 1e-10 in hsq into ~1e-7 in a p-value), and the statistics too
-SAME_EXACT = {"check_exact": False, "rtol": 1e-5, "atol": 1e-8}
+#: in-process and on the workers: the same numbers (see the module's docstring)
+SAME = {"check_exact": True}
 bed_reader = pytest.importorskip("bed_reader")
 
 
@@ -93,7 +88,17 @@ def test_dask__equals_in_process(data, client, chunk_size, trait_batch, mode):
     local = lmmlite.scan(src, P, **kw)
     remote = lmmlite.scan(src, P, client=client, **kw)
     assert len(local) == P.shape[1] * G.shape[1]
-    pd.testing.assert_frame_equal(local, remote, **(SAME if mode == "fixed" else SAME_EXACT))
+    pd.testing.assert_frame_equal(local, remote, **SAME)
+
+
+@pytest.mark.parametrize("mode", ["fixed", "exact"])
+def test_threads__same_numbers(data, mode):
+    G, ids, markers, P = data
+    src = ArraySource(G, ids, markers)
+    kw = {"chunk_size": 50, "trait_batch": 5, "mode": mode}
+    one = lmmlite.scan(src, P, threads=1, **kw)
+    pd.testing.assert_frame_equal(one, lmmlite.scan(src, P, threads=2, **kw), **SAME)
+    pd.testing.assert_frame_equal(one, lmmlite.scan(src, P, threads=3, **kw), **SAME)
 
 
 def test_chunkings__agree(data):
@@ -142,7 +147,7 @@ def test_dask__worker_killed_mid_run(data):
     pid, done, total = killed[0]
     assert done < total  # the kill happened with tasks still to run
     assert pid not in after  # that worker process is gone (the nanny started a new one)
-    pd.testing.assert_frame_equal(local, remote, **SAME_EXACT)
+    pd.testing.assert_frame_equal(local, remote, **SAME)
 
 
 def _best_from_full(full: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -311,7 +316,7 @@ def test_cli__client_killed_then_resumed(tmp_path):
     key = ["trait", "marker"]
     a = pd.read_parquet(out).sort_values(key).reset_index(drop=True)
     b = pd.read_parquet(whole).sort_values(key).reset_index(drop=True)
-    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12)
+    pd.testing.assert_frame_equal(a, b, **SAME)
 
 
 def test_cli__dask_local_keep_max(tmp_path):

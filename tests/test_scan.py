@@ -281,8 +281,9 @@ def test_kinship__standardized_is_gemma_gk2_formula():
     src, *_ = _data(m=30)
     G = src.G[:, 0, :].copy()
     G[[1, 5], 3] = np.nan
-    K = kinship(ArraySource(G, src.samples, src.markers), method="standardized", maf=0.0,
-                max_missing=1.0).to_numpy()
+    K = kinship(
+        ArraySource(G, src.samples, src.markers), method="standardized", maf=0.0, max_missing=1.0
+    ).to_numpy()
     Gi = np.where(np.isnan(G), np.nanmean(G, axis=0), G)
     Z = (Gi - Gi.mean(axis=0)) / Gi.std(axis=0)
     np.testing.assert_allclose(K, Z @ Z.T / G.shape[1], rtol=1e-12, atol=1e-14)

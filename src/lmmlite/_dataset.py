@@ -2,7 +2,7 @@
 
 Layout of ``NAME.parquet/``::
 
-    _manifest.json        inputs (checksums), options and lmmlite version of the run
+    _manifest.json        inputs (checksums), options, lmmlite version and layout of the run
     _tasks/<task>.parquet one file per finished task, each written atomically
     part-*.parquet        the results, published when every task is done
 
@@ -31,6 +31,9 @@ __all__ = ["ScanDataset", "frame_sha256", "write_task"]
 
 MANIFEST = "_manifest.json"
 TASKS = "_tasks"
+#: Version of the folder's layout (task naming and task-file columns): a folder of another
+#: layout is not resumed.
+LAYOUT = 2
 
 
 def frame_sha256(df: pd.DataFrame | pd.Series | None) -> str | None:
@@ -66,7 +69,7 @@ class ScanDataset:
     def __init__(self, path: str | os.PathLike[str], manifest: dict[str, Any], *, resume: bool):
         self.path = Path(path)
         self.tasks = self.path / TASKS
-        record = {"lmmlite_version": __version__, **manifest}
+        record = {"lmmlite_version": __version__, "layout": LAYOUT, **manifest}
         mfile = self.path / MANIFEST
         if self.path.exists() and not self.path.is_dir():
             raise InputError(f"output {str(path)!r} exists and is not a folder")

@@ -186,9 +186,7 @@ def _parser() -> argparse.ArgumentParser:
         help="double-centre the kinship over the analysed samples (as GEMMA does)",
     )
     s.add_argument("--chunk-size", type=int, default=2048, help="markers per chunk (2048)")
-    s.add_argument(
-        "--trait-batch", type=int, default=2048, help="traits per task (2048)"
-    )
+    s.add_argument("--trait-batch", type=int, default=2048, help="traits per task (2048)")
     s.add_argument(
         "--keep",
         choices=["all", "peaks", "max"],
@@ -196,9 +194,7 @@ def _parser() -> argparse.ArgumentParser:
         help="all: every test (default); peaks: per trait and chromosome the highest LOD if "
         "it reaches --threshold; max: per trait the highest LOD",
     )
-    s.add_argument(
-        "--threshold", type=float, default=3.0, help="LOD threshold of --keep peaks (3)"
-    )
+    s.add_argument("--threshold", type=float, default=3.0, help="LOD threshold of --keep peaks (3)")
     s.add_argument(
         "--out",
         required=True,
@@ -218,6 +214,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--workers", type=int, help="worker processes of --dask local (default: CPU count)"
+    )
+    s.add_argument(
+        "--threads",
+        type=int,
+        help="tasks run at once in-process (default: the CPU cores available; each task is "
+        "single-threaded)",
     )
     s.add_argument(
         "--no-progress", action="store_true", help="no progress bar (shown on a terminal)"
@@ -452,6 +454,8 @@ def _client(args: argparse.Namespace) -> Any:
         if args.workers is not None:
             raise LmmliteError("--workers needs --dask local")
         return None
+    if args.threads is not None:
+        raise LmmliteError("--threads is for in-process runs; with --dask use --workers")
     from .distributed import local_client
 
     if args.dask == "local":
@@ -520,6 +524,7 @@ def _scan(args: argparse.Namespace) -> None:
             out=out_path if folder else None,
             resume=args.resume,
             client=client,
+            threads=args.threads,
             progress=not args.no_progress,
         )
     finally:

@@ -11,16 +11,29 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent import futures
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from ._checks import check_design, check_kinship, check_phenotypes, clip_eigenvalues, format_values
 from ._dataset import ScanDataset, frame_sha256, write_task
 from ._progress import Progress
-from .core.scan import NullModel, fit_null, null_fits, scan_best, scan_chunk, scan_fixed_gemm
+from .core import _kernels
+from .core.scan import (
+    FixedParts,
+    NullModel,
+    fit_null,
+    fixed_hsq,
+    fixed_parts,
+    null_fits,
+    scan_best,
+    scan_chunk,
+    scan_fixed_gemm,
+)
 from .exceptions import (
     InputError,
     KinshipError,
@@ -132,6 +145,7 @@ class _Work(NamedTuple):
     traits: list[str]
     order: np.ndarray
     n: int
+    parts: FixedParts | None  # the fixed-hsq GEMM path's per-trait quantities, if it applies
 
 
 def _prepare_chunk(block: np.ndarray, rows: np.ndarray, k: int, U: np.ndarray):
@@ -156,20 +170,27 @@ def _run_task(
     work: _Work,
     block: np.ndarray,
     meta: pd.DataFrame,
+    start: int,
     *,
     k: int,
     mode: str,
     reml: bool,
     keep: str,
 ) -> pd.DataFrame:
-    """Test one chunk of markers against one batch of traits: every row, or each trait's best."""
+    """Test one chunk of markers (``meta``: their rows of the marker table, from ``start``)
+    against one batch of traits: every row, or each trait's best.
+
+    With ``keep="all"`` the frame has the published columns; with ``"max"``/``"peaks"`` only
+    the numbers (labels are added to the few rows that survive the reduction). ``_t`` and
+    ``_m`` are the trait's and the marker's positions, the keys of the reduction and order."""
     Mt, mean, mono, n_miss = _prepare_chunk(block, work.geno_rows, k, work.U)
     m = Mt.shape[0]
     t = len(work.traits)
     af = mean[0] / 2.0 if k == 1 else np.full(m, np.nan)
+    data: dict[str, Any] = {}
     if keep == "all":
-        if mode == "fixed" and k == 1:
-            res = scan_fixed_gemm(work.null, Mt, reml=reml)
+        if work.parts is not None:
+            res = scan_fixed_gemm(work.null, Mt, reml=reml, parts=work.parts)
         else:
             res = scan_chunk(work.null, Mt, mode=mode, reml=reml)
         rep = lambda v: np.repeat(np.asarray(v), t)  # noqa: E731 - marker-major, trait-minor
@@ -182,23 +203,21 @@ def _run_task(
         idx = rep(np.arange(m))
         tidx = np.tile(np.arange(t), m)
         extra = {"n_miss": rep(n_miss), "note": rep(note)}
+        data["trait"] = np.array(work.traits, dtype=object)[tidx]
+        data["chr"] = meta["chr"].to_numpy()[idx]
+        data["pos"] = meta["pos"].to_numpy()[idx]
+        data["marker"] = meta["marker"].to_numpy()[idx]
     else:
-        best, bstats = scan_best(work.null, Mt, mode=mode, reml=reml)
+        best, bstats = scan_best(work.null, Mt, mode=mode, reml=reml, parts=work.parts)
         found = best >= 0
         idx = best[found]
         tidx = np.flatnonzero(found)
         beta = bstats["beta"][found]
         se = bstats["se"][found]
         stats = {key: bstats[key][found] for key in _STATS}
-        extra = {"n_miss": n_miss[idx], "note": np.full(idx.shape[0], "", dtype=object)}
-    data: dict[str, Any] = {
-        "trait": np.array(work.traits, dtype=object)[tidx],
-        "chr": meta["chr"].to_numpy()[idx],
-        "pos": meta["pos"].to_numpy()[idx],
-        "marker": meta["marker"].to_numpy()[idx],
-        "n": np.full(idx.shape[0], work.n),
-        "af": af[idx],
-    }
+        extra = {"n_miss": n_miss[idx]}
+    data["n"] = np.full(idx.shape[0], work.n)
+    data["af"] = af[idx]
     if k == 1:
         data["beta"] = beta[:, 0]
         data["se"] = se[:, 0]
@@ -212,8 +231,21 @@ def _run_task(
             data[f"beta_{j + 2}"] = beta[:, j]
             data[f"se_{j + 2}"] = se[:, j]
     data["_t"] = work.order[tidx]
-    data["_m"] = meta.index.to_numpy()[idx]
+    data["_m"] = start + idx
     return pd.DataFrame(data)
+
+
+def _task_output(work: _Work, block, meta, start: int, opts: dict[str, Any], task_path):
+    """One task as run in-process or on a Dask worker: test the chunk with the serial
+    kernels, write the task file (with an output folder); return the frame, or its number of
+    rows when they stay on disk (``keep="all"`` with a folder)."""
+    with _kernels.serial():
+        frame = _run_task(work, block, meta, start, **opts)
+    if task_path is not None:
+        write_task(task_path, _on_disk(frame, opts["keep"]))
+        if opts["keep"] == "all":
+            return len(frame)
+    return frame
 
 
 _STATS = ("lod", "p_wald", "p_lrt", "p_score", "hsq", "loglik")
@@ -225,21 +257,56 @@ def _on_disk(frame: pd.DataFrame, keep: str) -> pd.DataFrame:
     return frame.drop(columns=["_t", "_m"]) if keep == "all" else frame
 
 
-def _reduce_best(frame: pd.DataFrame, keep: str) -> pd.DataFrame:
+def _reduce_best(frame: pd.DataFrame, keep: str, chrom_code: np.ndarray) -> pd.DataFrame:
     """Each trait's (``max``) or each trait and chromosome's (``peaks``) highest-LOD row; ties
-    go to the first marker."""
-    by = ["_t"] if keep == "max" else ["_t", "chr"]
-    frame = frame.sort_values(["lod", "_m"], ascending=[False, True], kind="stable")
-    return frame.drop_duplicates(by, keep="first")
+    go to the first marker. ``chrom_code``: an integer code of each marker's chromosome."""
+    t = frame["_t"].to_numpy(dtype=np.int64)
+    m = frame["_m"].to_numpy(dtype=np.int64)
+    group = t if keep == "max" else t * (int(chrom_code.max(initial=0)) + 1) + chrom_code[m]
+    order = np.lexsort((m, -frame["lod"].to_numpy(dtype=float), group))  # NaN LOD sorts last
+    g = group[order]
+    first = np.ones(g.shape[0], dtype=bool)
+    first[1:] = g[1:] != g[:-1]
+    return frame.iloc[order[first]]
 
 
-def _finish(frame: pd.DataFrame, keep: str, threshold: float) -> pd.DataFrame:
+def _finish(
+    frame: pd.DataFrame,
+    keep: str,
+    threshold: float,
+    names: pd.Index,
+    markers: pd.DataFrame,
+    chrom_code: np.ndarray,
+) -> pd.DataFrame:
+    """The result table: reduced (``max``/``peaks``), labelled and in (trait, marker) order."""
     if keep != "all":
-        frame = _reduce_best(frame, keep)
+        frame = _reduce_best(frame, keep, chrom_code)
         if keep == "peaks":
-            frame = frame[frame["lod"] >= threshold]
-    frame = frame.sort_values(["_t", "_m"], kind="stable").drop(columns=["_t", "_m"])
-    return frame.reset_index(drop=True)
+            frame = frame[frame["lod"].to_numpy() >= threshold]
+    t = frame["_t"].to_numpy(dtype=np.int64)
+    m = frame["_m"].to_numpy(dtype=np.int64)
+    order = np.lexsort((m, t))
+    frame = frame.iloc[order].drop(columns=["_t", "_m"]).reset_index(drop=True)
+    if keep != "all":
+        t, m = t[order], m[order]
+        labels = {
+            "trait": np.array([str(c) for c in names], dtype=object)[t],
+            "chr": markers["chr"].to_numpy()[m],
+            "pos": markers["pos"].to_numpy()[m],
+            "marker": markers["marker"].to_numpy()[m],
+        }
+        frame = pd.concat([pd.DataFrame(labels), frame], axis=1)
+        at = list(frame.columns).index("n_miss") + 1
+        frame.insert(at, "note", np.full(len(frame), "", dtype=object))
+    return frame
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 def scan(
@@ -262,6 +329,7 @@ def scan(
     out: str | os.PathLike[str] | None = None,
     resume: bool = False,
     client: Any = None,
+    threads: int | None = None,
     progress: bool | Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame | None:
     """LMM association test of every marker with every phenotype.
@@ -320,8 +388,12 @@ def scan(
     client
         A ``dask.distributed.Client``: tasks run on its workers, which read their genotype
         chunks from the input files; the eigendecompositions and null fits are computed here
-        once and handed to the cluster. Results equal the in-process run's (the default) up
-        to BLAS rounding and the Brent tolerance (workers run BLAS single-threaded).
+        once and handed to the cluster. Results are the same numbers as the in-process run's
+        (the default): every task runs single-threaded in both.
+    threads
+        In-process: tasks run at once in a thread pool (default: the CPU cores available),
+        each single-threaded (BLAS and numba), so that a task computes the same numbers
+        whatever the number of threads, and on a Dask worker.
     progress
         ``True``: a progress bar on stderr (tasks done, throughput, time left); a callable is
         called as ``progress(tasks_done, tasks_total)`` after each task.
@@ -347,6 +419,10 @@ def scan(
         )
     if resume and out is None:
         raise InputError("resume needs an output folder (out=...)")
+    if threads is None:
+        threads = available_cores()
+    if threads < 1:
+        raise InputError(f"threads must be positive; got {threads}")
     kinship_arg = kinship
     P = _numeric_frame(pheno, "phenotypes", PhenotypeError)
     C = None if covar is None else _numeric_frame(covar, "covariates", InputError)
@@ -390,12 +466,10 @@ def scan(
     X_all = _design(C, ids, intercept)
     cov_names = list(X_all.columns)
     observed = P.notna().to_numpy()
-    patterns, group = np.unique(observed.T, axis=0, return_inverse=True)
-    group = np.asarray(group).reshape(-1)
     pats = []
-    for g in range(patterns.shape[0]):
-        mask = patterns[g]
-        traits = [str(P.columns[j]) for j in np.flatnonzero(group == g)]
+    for cols in _pattern_groups(observed):
+        mask = observed[:, cols[0]]
+        traits = [str(c) for c in P.columns[cols]]
         pid = [str(i) for i in ids[mask]]
         n, p = len(pid), X_all.shape[1]
         if n <= p + genotypes.k:
@@ -418,9 +492,7 @@ def scan(
             batches.append(_Batch(g, cols, names, np.array([position[t] for t in names])))
     runs = chromosome_runs(markers["chr"].to_numpy(), chunk_size)
     chunk_key = [str(markers["chr"].iat[a]) if loco else "all" for a, _ in runs]
-    tasks = [
-        _Task(b, c, a, z) for c, (a, z) in enumerate(runs) for b in range(len(batches))
-    ]
+    tasks = [_Task(b, c, a, z) for c, (a, z) in enumerate(runs) for b in range(len(batches))]
     dataset = None
     done: set[str] = set()
     if out is not None:
@@ -452,7 +524,8 @@ def scan(
         dataset = ScanDataset(out, manifest, resume=resume)
         done = dataset.done()
     todo = [task for task in tasks if task.name not in done]
-    collect = _Collector(keep, in_memory=dataset is None)
+    chrom_code = pd.factorize(markers["chr"].astype(str))[0]
+    collect = _Collector(keep, chrom_code, in_memory=dataset is None)
     if dataset is not None and keep != "all":
         for frame in dataset.task_frames():
             collect.add(frame)
@@ -460,9 +533,9 @@ def scan(
     opts = {"k": genotypes.k, "mode": mode, "reml": reml, "keep": keep}
     fits = null_fits(mode, reml)
 
-    def works(key: str, needed: set[int]) -> dict[int, _Work]:
-        """Rotations (one per pattern) and null fits (one per batch) for a kinship key."""
-        out_w: dict[int, _Work] = {}
+    def works(key: str, needed: set[int]) -> Iterator[tuple[int, _Work]]:
+        """Rotations (one per pattern) and null fits (one per batch) for a kinship key, batch
+        by batch (a distributed run starts a batch's tasks while the next one is fitted)."""
         rot: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for b in sorted(needed):
             batch = batches[b]
@@ -471,25 +544,29 @@ def scan(
                 rot = {batch.pattern: pat.rotation(kin[key], center_kinship)}
             Kva, U = rot[batch.pattern]
             Yb = pat.Y[:, batch.cols]
-            null = fit_null(Kva, U.T @ pat.X, (Yb.T @ U).T, tol=tol, fits=fits)
-            out_w[b] = _Work(pat.geno_rows, U, null, batch.traits, batch.order, len(pat.ids))
-        return out_w
+            # small products: one BLAS thread (idle BLAS threads would spin beside the tasks)
+            with threadpool_limits(limits=1, user_api="blas"):
+                null = fit_null(Kva, U.T @ pat.X, (Yb.T @ U).T, tol=tol, fits=fits)
+                parts = None
+                if mode == "fixed" and genotypes.k == 1:  # the GEMM path: for all chunks
+                    parts = fixed_parts(null, fixed_hsq(null, reml))
+            yield b, _Work(pat.geno_rows, U, null, batch.traits, batch.order, len(pat.ids), parts)
 
     try:
         if client is None:
-            _run_local(genotypes, todo, chunk_size, chunk_key, works, opts, dataset, collect, bar)
+            _run_local(
+                genotypes, todo, chunk_size, chunk_key, works, opts, dataset, collect, bar, threads
+            )
         else:
             from .distributed import run_scan_tasks
 
-            run_scan_tasks(
-                client, genotypes, todo, chunk_key, works, opts, dataset, collect, bar
-            )
+            run_scan_tasks(client, genotypes, todo, chunk_key, works, opts, dataset, collect, bar)
     finally:
         bar.close()
     if dataset is not None and keep == "all":
         dataset.publish_all()
         return None
-    result = _finish(collect.frame(), keep, threshold)
+    result = _finish(collect.frame(), keep, threshold, P.columns, markers, chrom_code)
     if dataset is not None:
         dataset.publish_table(result, keep)
     result.attrs["dropped_samples"] = dropped
@@ -505,55 +582,93 @@ def _key_order(todo: list[_Task], chunk_key: list[str]) -> dict[str, list[_Task]
     return by_key
 
 
-def _run_local(genotypes, todo, chunk_size, chunk_key, works, opts, dataset, collect, bar):
-    """In-process: one kinship key at a time (bounded memory), each chunk read once."""
+def _run_local(genotypes, todo, chunk_size, chunk_key, works, opts, dataset, collect, bar, threads):
+    """In-process: one kinship key at a time (bounded memory), each chunk read once, its
+    tasks run by a pool of ``threads`` single-threaded workers (BLAS limited to one thread
+    while they run; the rotations and null fits are computed before, as for a Dask run)."""
+    from threadpoolctl import threadpool_limits
+
     markers = genotypes.markers
-    for key, key_tasks in _key_order(todo, chunk_key).items():
-        by_start: dict[int, list[_Task]] = {}
-        for task in key_tasks:
-            by_start.setdefault(task.start, []).append(task)
-        work = works(key, {t.batch for t in key_tasks})
-        if genotypes.random_access:
-            blocks: Any = (
-                (a, genotypes.read(a, ts[0].stop)) for a, ts in by_start.items()
-            )
-        else:  # text formats: one sequential pass, skipping the chunks already done
-            blocks = genotypes.chunks(chunk_size)
-        for start, block in blocks:
-            if start not in by_start:
-                continue
-            for task in by_start[start]:
-                meta = markers.iloc[task.start : task.stop]
-                frame = _run_task(work[task.batch], block, meta, **opts)
-                if dataset is not None:
-                    write_task(dataset.task_path(task.name), _on_disk(frame, opts["keep"]))
-                collect.add(frame)
-                bar.update(len(work[task.batch].traits) * (task.stop - task.start))
+    with futures.ThreadPoolExecutor(threads, thread_name_prefix="lmmlite-scan") as pool:
+        for key, key_tasks in _key_order(todo, chunk_key).items():
+            by_start: dict[int, list[_Task]] = {}
+            for task in key_tasks:
+                by_start.setdefault(task.start, []).append(task)
+            work = dict(works(key, {t.batch for t in key_tasks}))
+            if genotypes.random_access:
+                blocks: Any = ((a, genotypes.read(a, ts[0].stop)) for a, ts in by_start.items())
+            else:  # text formats: one sequential pass, skipping the chunks already done
+                blocks = genotypes.chunks(chunk_size)
+            pending: dict[futures.Future, int] = {}  # task -> its number of tests
+            try:
+                with threadpool_limits(limits=1, user_api="blas"):
+                    for start, block in blocks:
+                        for task in by_start.get(start, []):
+                            path = None if dataset is None else dataset.task_path(task.name)
+                            meta = markers.iloc[task.start : task.stop]
+                            args = (work[task.batch], block, meta, task.start, opts, path)
+                            fut = pool.submit(_task_output, *args)
+                            tests = len(work[task.batch].traits) * (task.stop - task.start)
+                            pending[fut] = tests
+                            # bounded memory: at most 2 x threads tasks (and chunks) in flight
+                            _collect_done(pending, collect, bar, 2 * threads)
+                    _collect_done(pending, collect, bar, 0)
+            finally:
+                for fut in pending:
+                    fut.cancel()
+
+
+def _collect_done(pending: dict[futures.Future, int], collect, bar, wait_for: int) -> None:
+    """Collect finished tasks until at most ``wait_for`` are pending."""
+    while len(pending) > wait_for:
+        done, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
+        for fut in done:
+            collect.add(fut.result())
+            bar.update(pending.pop(fut))
+
+
+def _pattern_groups(observed: np.ndarray) -> list[np.ndarray]:
+    """Columns of ``observed`` (samples x traits, True where observed) grouped by missing-data
+    pattern, groups in order of their first trait."""
+    keys = np.ascontiguousarray(np.packbits(observed, axis=0).T)
+    first: dict[bytes, int] = {}
+    group = np.fromiter(
+        (first.setdefault(row.tobytes(), len(first)) for row in keys),
+        dtype=np.int64,
+        count=keys.shape[0],
+    )
+    order = np.argsort(group, kind="stable")
+    bounds = np.flatnonzero(np.diff(group[order])) + 1
+    return np.split(order, bounds)
 
 
 class _Collector:
     """Results kept in memory: every frame (keep="all" without a folder), or a running
     reduction to each trait's (and chromosome's) best rows."""
 
-    def __init__(self, keep: str, *, in_memory: bool) -> None:
+    def __init__(self, keep: str, chrom_code: np.ndarray, *, in_memory: bool) -> None:
         self.keep = keep
+        self.chrom_code = chrom_code
         self.active = in_memory or keep != "all"
         self.frames: list[pd.DataFrame] = []
         self.rows = 0
 
-    def add(self, frame: pd.DataFrame) -> None:
-        if not self.active:
+    def add(self, frame: pd.DataFrame | int) -> None:
+        """A task's frame (a row count: the rows stayed on disk)."""
+        if not self.active or not isinstance(frame, pd.DataFrame):
             return
         self.frames.append(frame)
         self.rows += len(frame)
         if self.keep != "all" and self.rows > _REDUCE_ROWS:
-            self.frames = [_reduce_best(pd.concat(self.frames, ignore_index=True), self.keep)]
+            whole = pd.concat(self.frames, ignore_index=True)
+            self.frames = [_reduce_best(whole, self.keep, self.chrom_code)]
             self.rows = len(self.frames[0])
 
     def frame(self) -> pd.DataFrame:
         if not self.frames:
-            cols = [*SCAN_COLUMNS[:-1], "n_miss", "note", "_t", "_m"]
-            return pd.DataFrame(columns=cols)
+            numbers = ["n", "af", "beta", "se", *_STATS, "n_miss"]
+            cols = [*SCAN_COLUMNS[:4], *numbers, "note"] if self.keep == "all" else numbers
+            return pd.DataFrame(columns=[*cols, "_t", "_m"])
         return pd.concat(self.frames, ignore_index=True)
 
 

@@ -25,8 +25,10 @@ Fast-math flags allow reassociation (vectorised sums) and contraction (FMA) but 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import threading
 import types
 
 import numpy as np
@@ -39,13 +41,38 @@ except ImportError:  # pragma: no cover - exercised only without numba
     numba = None
     HAVE_NUMBA = False
 
-__all__ = ["HAVE_NUMBA", "best_markers", "gram_items", "loglik_items", "residualise"]
+__all__ = [
+    "HAVE_NUMBA",
+    "best_markers",
+    "gram_items",
+    "loglik_items",
+    "residualise",
+    "serial",
+]
 
 _LN2 = math.log(2.0)
 _LOG_2PI = math.log(2.0 * math.pi)
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 #: Below this many (items x samples) the serial kernel is used: thread start-up dominates.
 _PARALLEL_MIN_WORK = 200_000
+
+_state = threading.local()
+
+
+@contextlib.contextmanager
+def serial():
+    """Use the serial kernels in this thread (the scan's tasks run single-threaded and in
+    parallel with each other; numba's parallel kernels are not for concurrent launches)."""
+    before = getattr(_state, "serial", False)
+    _state.serial = True
+    try:
+        yield
+    finally:
+        _state.serial = before
+
+
+def _parallel(work: int) -> bool:
+    return work >= _PARALLEL_MIN_WORK and not getattr(_state, "serial", False)
 
 
 #: Items handled by one parallel task (scratch arrays are allocated once per task).
@@ -520,6 +547,7 @@ if HAVE_NUMBA:
     _fit_items_parallel = numba.njit(parallel=True, **_exact)(_fit_items)
     _fit_items_serial = numba.njit(**_exact)(_renamed(_fit_items, "_fit_items_serial"))
     _best_markers_parallel = numba.njit(parallel=True, **_opts)(_best_markers)
+    _best_markers_serial = numba.njit(**_opts)(_renamed(_best_markers, "_best_markers_serial"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -593,7 +621,7 @@ def loglik_items(h, iy, im, lam, qcols, Yt, Mt, logdet_mm, reml, *, use_numba=No
     use = HAVE_NUMBA if use_numba is None else use_numba
     if use:
         out = np.empty(h.shape[0])
-        big = h.shape[0] * lam.shape[0] >= _PARALLEL_MIN_WORK
+        big = _parallel(h.shape[0] * lam.shape[0])
         kernel = _loglik_parallel if big else _loglik_serial
         kernel(h, iy, im, lam, qcols, Yt, Mt, logdet_mm, reml, out)
         return out
@@ -608,7 +636,7 @@ def gram_items(h, iy, im, lam, qcols, Yt, Mt, *, use_numba=None):
         c = len(qcols) + Mt.shape[1] + 1
         out_G = np.empty((h.shape[0], c, c))
         out_L = np.empty(h.shape[0])
-        big = h.shape[0] * lam.shape[0] >= _PARALLEL_MIN_WORK
+        big = _parallel(h.shape[0] * lam.shape[0])
         kernel = _gram_parallel if big else _gram_serial
         kernel(h, iy, im, lam, qcols, Yt, Mt, out_G, out_L)
         return out_G, out_L
@@ -626,7 +654,7 @@ def residualise(yT: np.ndarray, Q: np.ndarray, *, use_numba=None):
     out = np.empty(yT.shape)
     coef = np.empty((Q.shape[0], yT.shape[0]))
     if use:
-        big = yT.shape[0] * yT.shape[1] >= _PARALLEL_MIN_WORK
+        big = _parallel(yT.shape[0] * yT.shape[1])
         kernel = _residualise_parallel if big else _residualise_serial
         kernel(yT, np.ascontiguousarray(Q), coef, out)
     else:
@@ -642,7 +670,7 @@ def fit_items(iy, im, lam, qcols, Yt, Mt, logdet_mm, reml, lower, upper, tol, sq
     fx = np.empty(m)
     neval = np.empty(m, dtype=np.int64)
     done = np.empty(m, dtype=bool)
-    big = m * lam.shape[0] >= _PARALLEL_MIN_WORK
+    big = _parallel(m * lam.shape[0])
     kernel = _fit_items_parallel if big else _fit_items_serial
     kernel(
         np.ascontiguousarray(iy, dtype=np.int64),
@@ -673,7 +701,8 @@ def best_markers(num, msm, msq, C, offset, best_q, best_i, best_num, best_den, *
     """
     use = HAVE_NUMBA if use_numba is None else use_numba
     if use:
-        _best_markers_parallel(num, msm, msq, C, offset, best_q, best_i, best_num, best_den)
+        kernel = _best_markers_parallel if _parallel(num.size) else _best_markers_serial
+        kernel(num, msm, msq, C, offset, best_q, best_i, best_num, best_den)
         return
     den = msm - np.einsum("atr,tab,btr->tr", msq, C, msq)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -35,6 +35,8 @@ covariates, and its results are NaN with a reason.
 
 from __future__ import annotations
 
+import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -294,8 +296,9 @@ def scan_chunk(
 # i.e. from 2 + p products of the (markers x samples) block with (samples x traits) matrices:
 # BLAS GEMMs instead of one small Gram matrix per (marker, trait) pair.
 
-#: Markers per GEMM block in the fixed-hsq path (bounds the (traits x block) products).
-GEMM_BLOCK = 1024
+#: Markers per GEMM block in the fixed-hsq path (bounds the (traits x block) products; 512
+#: keeps a 2048-trait block's products within a core's share of L3 for the reduction).
+GEMM_BLOCK = 512
 
 
 @dataclass
@@ -329,32 +332,33 @@ def fixed_parts(null: NullModel, h: np.ndarray) -> FixedParts:
     return FixedParts(h=h, W=W, L=L, C=C, B=B, rss0=rss0)
 
 
-class _Products:
-    """Reusable output buffers of the fixed-hsq GEMMs for blocks of up to ``size`` markers."""
+_scratch_space = threading.local()
 
-    def __init__(self, parts: FixedParts, size: int) -> None:
-        t, n = parts.W.shape
-        self.parts = parts
-        self.t = t
-        self.P = np.empty(((parts.B.shape[0]), size))
-        self.msm = np.empty((t, size))
-        self.MM = np.empty((size, n))
 
-    def __call__(self, M: np.ndarray):
-        """num (t, mb), m'Sm (t, mb) and m'SQ (p, t, mb) of the markers M (mb, n)."""
-        mb = M.shape[0]
-        t = self.t
-        P = self.P[:, :mb]
-        msm = self.msm[:, :mb]
-        MM = self.MM[:mb]
-        if mb == self.P.shape[1]:  # full block: write straight into the contiguous buffers
-            np.matmul(self.parts.B, M.T, out=P)
-            np.multiply(M, M, out=MM)
-            np.matmul(self.parts.W, MM.T, out=msm)
-        else:
-            P = self.parts.B @ M.T
-            msm = self.parts.W @ (M * M).T
-        return P[:t], msm, P[t:].reshape(-1, t, mb)
+def _scratch(name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A work array of this thread, reused from call to call (a task's large temporaries
+    would otherwise be fresh pages each time, slow where ``MALLOC_TRIM_THRESHOLD_`` is set, as
+    in Dask's workers)."""
+    size = math.prod(shape)
+    buf = getattr(_scratch_space, name, None)
+    if buf is None or buf.size < size:
+        buf = np.empty(size)
+        setattr(_scratch_space, name, buf)
+    return buf[:size].reshape(shape)
+
+
+def _products(parts: FixedParts, M: np.ndarray):
+    """num (t, mb), m'Sm (t, mb) and m'SQ (p, t, mb) of the markers M (mb, n), in this
+    thread's work arrays (valid until its next call)."""
+    mb, n = M.shape
+    t = parts.W.shape[0]
+    P = _scratch("products", (parts.B.shape[0], mb))
+    np.matmul(parts.B, M.T, out=P)
+    MM = _scratch("squares", (mb, n))
+    np.multiply(M, M, out=MM)
+    msm = _scratch("msm", (t, mb))
+    np.matmul(parts.W, MM.T, out=msm)
+    return P[:t], msm, P[t:].reshape(-1, t, mb)
 
 
 def _fixed_stats(parts: FixedParts, num, den, n: int, p: int) -> dict[str, np.ndarray]:
@@ -380,34 +384,43 @@ def _fixed_stats(parts: FixedParts, num, den, n: int, p: int) -> dict[str, np.nd
         }
 
 
-def _fixed_h(null: NullModel, reml: bool, hsq_fixed: np.ndarray | None) -> np.ndarray:
+def fixed_hsq(null: NullModel, reml: bool, hsq_fixed: np.ndarray | None = None) -> np.ndarray:
+    """The heritabilities a fixed-hsq scan holds: the null REML (or ML) fits by default."""
     default = null.hsq_reml if reml else null.hsq_ml
     return default if hsq_fixed is None else np.asarray(hsq_fixed, dtype=float)
 
 
-def _fixed_blocks(null: NullModel, Mt: np.ndarray, h: np.ndarray):
-    """The fixed-hsq scan's setup and its GEMM blocks: returns the testable flag, the
-    per-trait parts and an iterator of ``(start, num, m'Sm, m'SQ)`` over blocks of markers
-    (residualised, untestable ones zeroed)."""
+def _fixed_blocks(null: NullModel, Mt: np.ndarray, parts: FixedParts):
+    """The fixed-hsq scan's GEMM blocks: returns the testable flag and an iterator of
+    ``(start, num, m'Sm, m'SQ)`` over blocks of markers (residualised, untestable ones
+    zeroed)."""
     Mt, _, ok = _residualise_markers(null, Mt)
     M = Mt[:, 0, :]
     M[~ok] = 0.0
-    parts = fixed_parts(null, h)
     m = M.shape[0]
-    products = _Products(parts, min(m, GEMM_BLOCK))
-    blocks = ((s, *products(M[s : s + GEMM_BLOCK])) for s in range(0, m, GEMM_BLOCK))
-    return ok, parts, blocks
+    blocks = ((s, *_products(parts, M[s : s + GEMM_BLOCK])) for s in range(0, m, GEMM_BLOCK))
+    return ok, blocks
 
 
 def scan_fixed_gemm(
-    null: NullModel, Mt: np.ndarray, *, reml: bool = True, hsq_fixed: np.ndarray | None = None
+    null: NullModel,
+    Mt: np.ndarray,
+    *,
+    reml: bool = True,
+    hsq_fixed: np.ndarray | None = None,
+    parts: FixedParts | None = None,
 ) -> dict[str, np.ndarray]:
-    """``scan_chunk(mode="fixed")`` for one-column markers, as matrix products (same output)."""
+    """``scan_chunk(mode="fixed")`` for one-column markers, as matrix products (same output).
+
+    ``parts``: :func:`fixed_parts` of the null at the held heritabilities, when the caller
+    keeps them across chunks (otherwise computed here)."""
     m, k, n = Mt.shape
     if k != 1:
         raise ValueError("the GEMM path takes one-column markers")
     t = null.model.t
-    ok, parts, blocks = _fixed_blocks(null, Mt, _fixed_h(null, reml, hsq_fixed))
+    if parts is None:
+        parts = fixed_parts(null, fixed_hsq(null, reml, hsq_fixed))
+    ok, blocks = _fixed_blocks(null, Mt, parts)
     num = np.empty((t, m))
     den = np.empty((t, m))
     for s, nb, msm, msq in blocks:
@@ -432,26 +445,28 @@ def scan_best(
     *,
     mode: str,
     reml: bool = True,
+    parts: FixedParts | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Per trait, the marker of the chunk with the largest LOD and its statistics.
 
     Returns ``(index, stats)``: the chunk-relative marker index of each trait (-1 where no
     marker is testable) and the statistics of :func:`scan_chunk` at that marker, each (t,)
     (``beta``/``se`` (t, k)). Ties go to the first marker. One-column markers in ``fixed``
-    mode never form the full (markers x traits) table: memory is (traits x block).
+    mode never form the full (markers x traits) table: memory is (traits x block);
+    ``parts`` as in :func:`scan_fixed_gemm`.
     """
     _, k, n = Mt.shape
     t = null.model.t
     if mode == "fixed" and k == 1:
-        _, parts, blocks = _fixed_blocks(null, Mt, _fixed_h(null, reml, None))
+        if parts is None:
+            parts = fixed_parts(null, fixed_hsq(null, reml))
+        _, blocks = _fixed_blocks(null, Mt, parts)
         best_q = np.full(t, -np.inf)
         best_i = np.full(t, -1, dtype=np.int64)
         best_num = np.full(t, np.nan)
         best_den = np.full(t, np.nan)
         for s, num, msm, msq in blocks:
-            _kernels.best_markers(
-                num, msm, msq, parts.C, s, best_q, best_i, best_num, best_den
-            )
+            _kernels.best_markers(num, msm, msq, parts.C, s, best_q, best_i, best_num, best_den)
         stats = {
             key: np.asarray(v, dtype=float)
             for key, v in _fixed_stats(parts, best_num, best_den, n, null.model.p).items()
