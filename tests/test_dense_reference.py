@@ -120,6 +120,18 @@ def test_hsq_inference__profile_interval_ends_hit_the_chi_square_cut(small_probl
                 assert drop == pytest.approx(q, abs=200 * CI_XTOL)
 
 
+def test_profile_root__an_exact_hit_closes_the_bracket():
+    """A step landing exactly on the root ends the search with the bracket on it (it used to
+    keep the far end: an interval end off by up to the bracket's width)."""
+    from lmmlite.core.inference import _root
+
+    def g(x, _):
+        return x - 0.25  # the first secant step from (0, -0.25), (1, 0.75) is 0.25 exactly
+
+    lo, hi = _root(g, np.zeros(2), np.ones(2), np.full(2, -0.25), np.full(2, 0.75))
+    assert list(lo) == [0.25, 0.25] and list(hi) == [0.25, 0.25]
+
+
 def test_hsq_inference__lrt_uses_the_boundary_mixture(small_problem):
     K, Y, X = small_problem
     e = lmmlite.eigen_rotation(K, Y[:, 0], X)

@@ -134,8 +134,9 @@ def _root(g, lo, hi, glo, ghi):
         x = np.where(inside, x, 0.5 * (L + H))
         gx = g(x, active)
         new_lo = np.sign(gx) == np.sign(GL)
-        lo[active] = np.where(new_lo, x, L)
-        hi[active] = np.where(new_lo, H, x)
+        hit = gx == 0  # x is the root: the bracket closes on it
+        lo[active] = np.where(new_lo | hit, x, L)
+        hi[active] = np.where(new_lo & ~hit, H, x)
         glo[active] = np.where(new_lo, gx, np.where(SD == -1, 0.5 * GL, GL))
         ghi[active] = np.where(new_lo, np.where(SD == 1, 0.5 * GH, GH), gx)
         side[active] = np.where(new_lo, 1, -1)
