@@ -7,11 +7,12 @@ warnings (boundary estimates, ...) are printed as one line each.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -68,6 +69,26 @@ def _add_inputs(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_parallel(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dask",
+        metavar="local|ADDRESS",
+        help="run the tasks on Dask: 'local' starts a LocalCluster, else a scheduler address",
+    )
+    p.add_argument(
+        "--workers", type=int, help="worker processes of --dask local (default: CPU count)"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="tasks run at once in-process (default: the CPU cores available; each task is "
+        "single-threaded)",
+    )
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (shown on a terminal)"
+    )
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors (``lmmlite: error: ...``), exit status 2."""
 
@@ -99,6 +120,8 @@ def _parser() -> argparse.ArgumentParser:
         help="coverage of the profile-likelihood interval (0.95)",
     )
     h.add_argument("--out", metavar="FILE", help="write the full table (.csv or .tsv)")
+    h.add_argument("--trait-batch", type=int, default=1024, help="traits per task (1024)")
+    _add_parallel(h)
 
     pr = sub.add_parser("profile", help="log likelihood over a grid of hsq, with a plot")
     _add_inputs(pr)
@@ -207,23 +230,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="complete an interrupted run in the --out folder (same inputs and options)",
     )
-    s.add_argument(
-        "--dask",
-        metavar="local|ADDRESS",
-        help="run the tasks on Dask: 'local' starts a LocalCluster, else a scheduler address",
-    )
-    s.add_argument(
-        "--workers", type=int, help="worker processes of --dask local (default: CPU count)"
-    )
-    s.add_argument(
-        "--threads",
-        type=int,
-        help="tasks run at once in-process (default: the CPU cores available; each task is "
-        "single-threaded)",
-    )
-    s.add_argument(
-        "--no-progress", action="store_true", help="no progress bar (shown on a terminal)"
-    )
+    _add_parallel(s)
 
     pl = sub.add_parser("plot", help="draw a scan table: manhattan, lod or qq")
     pl.add_argument("kind", choices=["manhattan", "lod", "qq"])
@@ -350,6 +357,11 @@ def _show(table: pd.DataFrame, extra: Sequence[str] = ()) -> None:
         print(table[cols].to_string())
 
 
+def _parallel_options(args: argparse.Namespace, client: Any) -> dict[str, Any]:
+    """Where the tasks run, and the progress bar (see _add_parallel)."""
+    return {"threads": args.threads, "client": client, "progress": not args.no_progress}
+
+
 def _herit(args: argparse.Namespace) -> None:
     from .io.tables import write_table
     from .labeled import heritability
@@ -359,16 +371,19 @@ def _herit(args: argparse.Namespace) -> None:
     if args.out:
         _check_output(args.out)
     K, P, C = _read_inputs(args)
-    out = heritability(
-        K,
-        P,
-        C,
-        reml=not args.ml,
-        tol=args.tol,
-        check_boundary=not args.no_check_boundary,
-        samples=args.samples,
-        level=args.level,
-    )
+    with _dask_client(args) as client:
+        out = heritability(
+            K,
+            P,
+            C,
+            reml=not args.ml,
+            tol=args.tol,
+            check_boundary=not args.no_check_boundary,
+            samples=args.samples,
+            level=args.level,
+            trait_batch=args.trait_batch,
+            **_parallel_options(args, client),
+        )
     _show(out)
     if args.out:
         write_table(out, args.out)
@@ -449,25 +464,34 @@ def _check_output(path: str) -> None:
         raise FileFormatError(f"cannot write {path!r}: folder {str(folder)!r} does not exist")
 
 
-def _client(args: argparse.Namespace) -> Any:
+@contextlib.contextmanager
+def _dask_client(args: argparse.Namespace) -> Iterator[Any]:
+    """The Dask client of --dask (None: in-process), closed (with its LocalCluster) after."""
     if not args.dask:
         if args.workers is not None:
             raise LmmliteError("--workers needs --dask local")
-        return None
+        yield None
+        return
     if args.threads is not None:
         raise LmmliteError("--threads is for in-process runs; with --dask use --workers")
-    from .distributed import local_client
+    from .distributed import _require_dask, local_client
 
     if args.dask == "local":
-        return local_client(args.workers)
-    if args.workers is not None:
-        raise LmmliteError("--workers applies to --dask local, not to a running scheduler")
-    from .distributed import _require_dask
-
+        client = local_client(args.workers)
+    else:
+        if args.workers is not None:
+            raise LmmliteError("--workers applies to --dask local, not to a running scheduler")
+        try:
+            client = _require_dask().Client(args.dask, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise LmmliteError(f"cannot reach the Dask scheduler at {args.dask!r}: {exc}") from None
     try:
-        return _require_dask().Client(args.dask, timeout="20s")
-    except (OSError, TimeoutError) as exc:
-        raise LmmliteError(f"cannot reach the Dask scheduler at {args.dask!r}: {exc}") from None
+        yield client
+    finally:
+        cluster = client.cluster
+        client.close()
+        if args.dask == "local" and cluster is not None:
+            cluster.close()
 
 
 def _scan(args: argparse.Namespace) -> None:
@@ -505,8 +529,7 @@ def _scan(args: argparse.Namespace) -> None:
             else read_table(args.covar, "covariate")
         )
     K = _read_kinship(args.kinship, src.samples) if args.kinship else None
-    client = _client(args)
-    try:
+    with _dask_client(args) as client:
         table = scan(
             src,
             P,
@@ -523,16 +546,8 @@ def _scan(args: argparse.Namespace) -> None:
             threshold=args.threshold,
             out=out_path if folder else None,
             resume=args.resume,
-            client=client,
-            threads=args.threads,
-            progress=not args.no_progress,
+            **_parallel_options(args, client),
         )
-    finally:
-        if client is not None:
-            cluster = client.cluster
-            client.close()
-            if args.dask == "local" and cluster is not None:
-                cluster.close()
     if folder:
         rows = "" if table is None else f"{len(table)} rows, "
         print(

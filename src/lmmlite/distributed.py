@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["local_client", "run_scan_tasks"]
+__all__ = ["local_client", "run_groups", "run_scan_tasks"]
 
 
 def _require_dask() -> Any:
@@ -46,7 +46,7 @@ def _blas_single_threaded() -> None:
     if not _BLAS_LIMITED:
         from threadpoolctl import threadpool_limits
 
-        threadpool_limits(limits=1, user_api="blas")
+        threadpool_limits(limits=1, user_api="blas")  # for the process's life, not restored
         _BLAS_LIMITED = True
 
 
@@ -54,51 +54,70 @@ def _identity(x: Any) -> Any:
     return x
 
 
-def _scan_task(source, work, task, opts, task_path):
-    """Run on a worker: read the chunk, test it, write the task file; small results back."""
-    from .scan import _task_output
+def _on_worker(func, *args):
+    """Run a task on a worker single-threaded (see :mod:`lmmlite._tasks`)."""
+    from ._tasks import serially
 
     _blas_single_threaded()
+    return serially(func, *args)
+
+
+def run_groups(client, groups, collect, bar) -> None:
+    """Run groups of tasks on the cluster and collect their results as they finish.
+
+    ``groups`` yields ``(shared, calls)``: an object the group's tasks share (handed over
+    once, as soon as the group comes) and its tasks ``(key, work, func, args)``, each run as
+    ``func(shared, *args)`` on a worker; ``collect(result)`` and ``bar.update(work)`` follow
+    in this thread. Futures in ``args`` are passed as their values.
+    """
+    distributed = _require_dask()
+    pending = distributed.as_completed()
+    info = {}
+    for shared_obj, calls in groups:
+        # handed over as a task rather than with client.scatter: the scheduler keeps its
+        # specification, so data lost with a worker is rebuilt, not fatal
+        shared = client.submit(_identity, shared_obj, pure=False)
+        for key, work, func, args in calls:
+            fut = client.submit(_on_worker, func, shared, *args, key=key, pure=False)
+            info[fut.key] = work
+            pending.add(fut)
+        del shared_obj, shared
+        _drain(pending, collect, bar, info, block=False)
+    _drain(pending, collect, bar, info, block=True)
+
+
+def _scan_task(work, source, task, opts, task_path):
+    """A scan task on a worker: read the chunk, test it, write the task file."""
+    from .scan import _task_output
+
     block = source.read(task.start, task.stop)
     meta = source.markers.iloc[task.start : task.stop]
     return _task_output(work, block, meta, task.start, opts, task_path)
 
 
 def run_scan_tasks(client, genotypes, todo, chunk_key, works, opts, dataset, collect, bar):
-    """Submit the scan's tasks, one kinship key and trait batch at a time (a batch's null
-    fits handed over once, as soon as they are computed), and collect results as they
-    finish."""
-    distributed = _require_dask()
+    """The scan's tasks, one kinship key and trait batch at a time (a batch's null fits
+    handed over once, as soon as they are computed); workers read their chunks themselves."""
     from .scan import _key_order
 
-    # shared inputs are handed over as tasks rather than with client.scatter: the scheduler
-    # keeps their specification, so data lost with a worker is rebuilt, not fatal
     source = client.submit(_identity, genotypes, pure=False)
-    pending = distributed.as_completed()
-    info = {}
-    for key, key_tasks in _key_order(todo, chunk_key).items():
-        by_batch: dict[int, list] = {}
-        for task in key_tasks:
-            by_batch.setdefault(task.batch, []).append(task)
-        for b, work in works(key, set(by_batch)):
-            shared = client.submit(_identity, work, pure=False)
-            for task in by_batch[b]:
-                path = None if dataset is None else dataset.task_path(task.name)
-                fut = client.submit(
-                    _scan_task,
-                    source,
-                    shared,
-                    task,
-                    opts,
-                    path,
-                    key=f"lmmlite-scan-{task.name}-{id(todo):x}",
-                    pure=False,
-                )
-                info[fut.key] = len(work.traits) * (task.stop - task.start)
-                pending.add(fut)
-            del work, shared
-            _drain(pending, collect, bar, info, block=False)
-    _drain(pending, collect, bar, info, block=True)
+    run = f"{id(todo):x}"
+
+    def groups():
+        for key, key_tasks in _key_order(todo, chunk_key).items():
+            by_batch: dict[int, list] = {}
+            for task in key_tasks:
+                by_batch.setdefault(task.batch, []).append(task)
+            for b, work in works(key, set(by_batch)):
+                calls = []
+                for task in by_batch[b]:
+                    path = None if dataset is None else dataset.task_path(task.name)
+                    tests = len(work.traits) * (task.stop - task.start)
+                    args = (source, task, opts, path)
+                    calls.append((f"lmmlite-scan-{task.name}-{run}", tests, _scan_task, args))
+                yield work, calls
+
+    run_groups(client, groups(), collect.add, bar)
 
 
 def _drain(pending, collect, bar, info, *, block: bool) -> None:
@@ -109,6 +128,6 @@ def _drain(pending, collect, bar, info, *, block: bool) -> None:
             fut = next(pending)
         except StopIteration:
             return
-        collect.add(fut.result())
+        collect(fut.result())
         bar.update(info.pop(fut.key))
         fut.release()

@@ -7,9 +7,10 @@ kinship, phenotype and covariate tables are aligned on their sample ids, and eve
 
 from __future__ import annotations
 
+import os
 import warnings
-from collections.abc import Hashable
-from typing import Any, Literal
+from collections.abc import Callable, Hashable
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,8 @@ from ._checks import (
     clip_eigenvalues,
     format_values,
 )
+from ._progress import Progress
+from ._tasks import LocalTasks, one_blas_thread
 from .core._fast import RotatedModel
 from .core.inference import hsq_lrt, hsq_profile_ci, hsq_second_derivative
 from .core.lmm import _fit_fast
@@ -35,7 +38,10 @@ from .exceptions import (
     SampleMismatchError,
 )
 
-__all__ = ["HERITABILITY_COLUMNS", "heritability", "loglik_profile"]
+__all__ = ["HERITABILITY_BATCH", "HERITABILITY_COLUMNS", "heritability", "loglik_profile"]
+
+#: Default number of traits per heritability task.
+HERITABILITY_BATCH = 1024
 
 #: Columns of :func:`heritability`'s table, in order (``beta_<covariate>`` columns come
 #: after ``lrt_pvalue``).
@@ -182,6 +188,10 @@ def heritability(
     samples: Literal["strict", "intersection"] = "strict",
     intercept: bool | None = None,
     level: float = 0.95,
+    trait_batch: int = HERITABILITY_BATCH,
+    threads: int | None = None,
+    client: Any = None,
+    progress: bool | Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """Estimate the heritability of every phenotype, handling ids and missing values.
 
@@ -210,6 +220,18 @@ def heritability(
         Add an intercept column: ``None`` (default) adds one unless a covariate is constant.
     level
         Coverage of the profile-likelihood interval of hsq.
+    trait_batch
+        Traits fitted together: a task is one batch of traits of one missing-data pattern.
+    threads
+        Tasks run at once in-process (default: the CPU cores available), each
+        single-threaded; the numbers do not depend on it.
+    client
+        A ``dask.distributed.Client``: the tasks run on its workers (for very many traits).
+        Each pattern's eigendecomposition is computed here once and handed to the cluster.
+        The results are the same numbers as in-process (see :mod:`lmmlite._tasks`).
+    progress
+        ``True``: a progress bar on stderr; a callable is called as
+        ``progress(tasks_done, tasks_total)`` after each task.
 
     Returns
     -------
@@ -247,29 +269,55 @@ def heritability(
     empty = [c for c, k in zip(P.columns, observed.sum(axis=0), strict=True) if k == 0]
     if empty:
         raise PhenotypeError(f"phenotype(s) with no observed values: {format_values(empty)}")
+    if trait_batch < 1:
+        raise InputError(f"trait_batch must be positive; got {trait_batch}")
+    threads = available_cores() if threads is None else threads
+    if threads < 1:
+        raise InputError(f"threads must be positive; got {threads}")
     Kfull = K.to_numpy()
     kpos = K.index.get_indexer(ids)
-    # one group per distinct missing-data pattern (column of the observed mask)
-    patterns, group = np.unique(observed.T, axis=0, return_inverse=True)
-    group = np.asarray(group).reshape(-1)
+    Yall = P.to_numpy()
+    groups = pattern_groups(observed)  # one per distinct missing-data pattern
+    opts = {
+        "cov_names": cov_names,
+        "reml": reml,
+        "tol": tol,
+        "check_boundary": check_boundary,
+        "level": level,
+    }
+
+    def tasks():
+        """Per pattern: its rotation (computed here) and its tasks, one per trait batch."""
+        for cols in groups:
+            mask = observed[:, cols[0]]
+            names = [P.columns[j] for j in cols]
+            K_pat = Kfull[np.ix_(kpos[mask], kpos[mask])]
+            rot = _rotation(K_pat, X_all.to_numpy()[mask], names, cov_names)
+            calls = []
+            for b0 in range(0, len(cols), trait_batch):
+                Yb = Yall[np.ix_(mask, cols[b0 : b0 + trait_batch])]
+                nb = names[b0 : b0 + trait_batch]
+                key = f"lmmlite-hsq-{id(groups):x}-{len(calls)}-{cols[b0]}"
+                calls.append((key, len(nb), _fit_batch, (Yb, nb, opts)))
+            yield rot, calls
+
     rows: dict[Hashable, dict[str, Any]] = {}
-    for g in range(patterns.shape[0]):
-        mask = patterns[g]
-        traits = np.flatnonzero(group == g)
-        names = [P.columns[j] for j in traits]
-        rows.update(
-            _fit_pattern(
-                Kfull[np.ix_(kpos[mask], kpos[mask])],
-                P.to_numpy()[np.ix_(mask, traits)],
-                X_all.to_numpy()[mask],
-                names,
-                cov_names,
-                reml=reml,
-                tol=tol,
-                check_boundary=check_boundary,
-                level=level,
-            )
-        )
+    n_tasks = sum(-(-len(cols) // trait_batch) for cols in groups)
+    bar = Progress(n_tasks, unit_work="traits", report=progress, desc="heritability")
+    try:
+        if client is None:
+            with LocalTasks(threads, rows.update, bar) as pool:
+                for rot, calls in tasks():
+                    with one_blas_thread():
+                        for _, work, func, args in calls:
+                            pool.submit(work, func, rot, *args)
+                        pool.wait()
+        else:
+            from .distributed import run_groups
+
+            run_groups(client, tasks(), rows.update, bar)
+    finally:
+        bar.close()
     out = pd.DataFrame.from_dict(rows, orient="index").loc[list(P.columns)]
     out.index.name = "trait"
     out["n"] = out["n"].astype(int)
@@ -281,18 +329,17 @@ def heritability(
     return out
 
 
-def _fit_pattern(
-    K: np.ndarray,
-    Y: np.ndarray,
-    X: np.ndarray,
-    names: list[Hashable],
-    cov_names: list[str],
-    *,
-    reml: bool,
-    tol: float,
-    check_boundary: bool,
-    level: float,
-) -> dict[Hashable, dict[str, Any]]:
+class _Rotation(NamedTuple):
+    """A missing-data pattern's eigendecomposition of the kinship and rotated covariates."""
+
+    Kva: np.ndarray
+    U: np.ndarray
+    Xt: np.ndarray
+
+
+def _rotation(
+    K: np.ndarray, X: np.ndarray, names: list[Hashable], cov_names: list[str]
+) -> _Rotation:
     n = K.shape[0]
     p = X.shape[1]
     if n <= p:
@@ -304,10 +351,19 @@ def _fit_pattern(
     K = check_kinship(K)
     evals, evecs = np.linalg.eigh(K)
     Kva, _ = clip_eigenvalues(evals[::-1].copy())
-    U = evecs[:, ::-1]
-    model = RotatedModel(Kva, (Y.T @ U).T, U.T @ X)
+    U = np.ascontiguousarray(evecs[:, ::-1])
+    return _Rotation(Kva, U, U.T @ X)
+
+
+def _fit_batch(
+    rot: _Rotation, Y: np.ndarray, names: list[Hashable], opts: dict[str, Any]
+) -> dict[Hashable, dict[str, Any]]:
+    """Fit a batch of traits sharing a pattern (a task: run single-threaded, see _tasks)."""
+    reml, tol, level = opts["reml"], opts["tol"], opts["level"]
+    n = Y.shape[0]
+    model = RotatedModel(rot.Kva, (Y.T @ rot.U).T, rot.Xt)
     check_phenotypes(model.Yt.T, Y, [str(v) for v in names])
-    fit = _fit_fast(model, reml, check_boundary, tol)
+    fit = _fit_fast(model, reml, opts["check_boundary"], tol)
     items = np.arange(model.t)
     hsq = fit["hsq"]
     at_boundary = (hsq <= tol) | (hsq >= 1.0 - tol)
@@ -332,12 +388,35 @@ def _fit_pattern(
             "lrt_stat": stat[j],
             "lrt_pvalue": pval[j],
         }
-        for k, c in enumerate(cov_names):
+        for k, c in enumerate(opts["cov_names"]):
             row[f"beta_{c}"] = fit["beta"][j, k]
         row["at_boundary"] = bool(at_boundary[j])
         row["converged"] = bool(fit["converged"][j])
         rows[name] = row
     return rows
+
+
+def pattern_groups(observed: np.ndarray) -> list[np.ndarray]:
+    """Columns of ``observed`` (samples x traits, True where observed) grouped by missing-data
+    pattern, groups in order of their first trait."""
+    keys = np.ascontiguousarray(np.packbits(observed, axis=0).T)
+    first: dict[bytes, int] = {}
+    group = np.fromiter(
+        (first.setdefault(row.tobytes(), len(first)) for row in keys),
+        dtype=np.int64,
+        count=keys.shape[0],
+    )
+    order = np.argsort(group, kind="stable")
+    bounds = np.flatnonzero(np.diff(group[order])) + 1
+    return np.split(order, bounds)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 def _warn(out: pd.DataFrame) -> None:

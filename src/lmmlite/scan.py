@@ -12,17 +12,15 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable, Iterator
-from concurrent import futures
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from ._checks import check_design, check_kinship, check_phenotypes, clip_eigenvalues, format_values
 from ._dataset import ScanDataset, frame_sha256, write_task
 from ._progress import Progress
-from .core import _kernels
+from ._tasks import LocalTasks, one_blas_thread
 from .core.scan import (
     FixedParts,
     NullModel,
@@ -43,7 +41,7 @@ from .exceptions import (
 )
 from .io.genotypes import CHUNK_SIZE, GenotypeSource, chromosome_runs
 from .kinship import kinship as compute_kinship
-from .labeled import _design, _kinship_frame, _numeric_frame
+from .labeled import _design, _kinship_frame, _numeric_frame, available_cores, pattern_groups
 
 __all__ = ["SCAN_COLUMNS", "TRAIT_BATCH", "scan"]
 
@@ -236,11 +234,11 @@ def _run_task(
 
 
 def _task_output(work: _Work, block, meta, start: int, opts: dict[str, Any], task_path):
-    """One task as run in-process or on a Dask worker: test the chunk with the serial
-    kernels, write the task file (with an output folder); return the frame, or its number of
-    rows when they stay on disk (``keep="all"`` with a folder)."""
-    with _kernels.serial():
-        frame = _run_task(work, block, meta, start, **opts)
+    """One task as run in-process or on a Dask worker (single-threaded, see
+    :mod:`lmmlite._tasks`): test the chunk, write the task file (with an output folder);
+    return the frame, or its number of rows when they stay on disk (``keep="all"`` with a
+    folder)."""
+    frame = _run_task(work, block, meta, start, **opts)
     if task_path is not None:
         write_task(task_path, _on_disk(frame, opts["keep"]))
         if opts["keep"] == "all":
@@ -299,14 +297,6 @@ def _finish(
         at = list(frame.columns).index("n_miss") + 1
         frame.insert(at, "note", np.full(len(frame), "", dtype=object))
     return frame
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def scan(
@@ -467,7 +457,7 @@ def scan(
     cov_names = list(X_all.columns)
     observed = P.notna().to_numpy()
     pats = []
-    for cols in _pattern_groups(observed):
+    for cols in pattern_groups(observed):
         mask = observed[:, cols[0]]
         traits = [str(c) for c in P.columns[cols]]
         pid = [str(i) for i in ids[mask]]
@@ -545,7 +535,7 @@ def scan(
             Kva, U = rot[batch.pattern]
             Yb = pat.Y[:, batch.cols]
             # small products: one BLAS thread (idle BLAS threads would spin beside the tasks)
-            with threadpool_limits(limits=1, user_api="blas"):
+            with one_blas_thread():
                 null = fit_null(Kva, U.T @ pat.X, (Yb.T @ U).T, tol=tol, fits=fits)
                 parts = None
                 if mode == "fixed" and genotypes.k == 1:  # the GEMM path: for all chunks
@@ -584,12 +574,10 @@ def _key_order(todo: list[_Task], chunk_key: list[str]) -> dict[str, list[_Task]
 
 def _run_local(genotypes, todo, chunk_size, chunk_key, works, opts, dataset, collect, bar, threads):
     """In-process: one kinship key at a time (bounded memory), each chunk read once, its
-    tasks run by a pool of ``threads`` single-threaded workers (BLAS limited to one thread
-    while they run; the rotations and null fits are computed before, as for a Dask run)."""
-    from threadpoolctl import threadpool_limits
-
+    tasks run by ``threads`` single-threaded workers (:mod:`lmmlite._tasks`); the rotations
+    and null fits are computed before, as for a Dask run."""
     markers = genotypes.markers
-    with futures.ThreadPoolExecutor(threads, thread_name_prefix="lmmlite-scan") as pool:
+    with LocalTasks(threads, collect.add, bar) as pool:
         for key, key_tasks in _key_order(todo, chunk_key).items():
             by_start: dict[int, list[_Task]] = {}
             for task in key_tasks:
@@ -599,47 +587,15 @@ def _run_local(genotypes, todo, chunk_size, chunk_key, works, opts, dataset, col
                 blocks: Any = ((a, genotypes.read(a, ts[0].stop)) for a, ts in by_start.items())
             else:  # text formats: one sequential pass, skipping the chunks already done
                 blocks = genotypes.chunks(chunk_size)
-            pending: dict[futures.Future, int] = {}  # task -> its number of tests
-            try:
-                with threadpool_limits(limits=1, user_api="blas"):
-                    for start, block in blocks:
-                        for task in by_start.get(start, []):
-                            path = None if dataset is None else dataset.task_path(task.name)
-                            meta = markers.iloc[task.start : task.stop]
-                            args = (work[task.batch], block, meta, task.start, opts, path)
-                            fut = pool.submit(_task_output, *args)
-                            tests = len(work[task.batch].traits) * (task.stop - task.start)
-                            pending[fut] = tests
-                            # bounded memory: at most 2 x threads tasks (and chunks) in flight
-                            _collect_done(pending, collect, bar, 2 * threads)
-                    _collect_done(pending, collect, bar, 0)
-            finally:
-                for fut in pending:
-                    fut.cancel()
-
-
-def _collect_done(pending: dict[futures.Future, int], collect, bar, wait_for: int) -> None:
-    """Collect finished tasks until at most ``wait_for`` are pending."""
-    while len(pending) > wait_for:
-        done, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
-        for fut in done:
-            collect.add(fut.result())
-            bar.update(pending.pop(fut))
-
-
-def _pattern_groups(observed: np.ndarray) -> list[np.ndarray]:
-    """Columns of ``observed`` (samples x traits, True where observed) grouped by missing-data
-    pattern, groups in order of their first trait."""
-    keys = np.ascontiguousarray(np.packbits(observed, axis=0).T)
-    first: dict[bytes, int] = {}
-    group = np.fromiter(
-        (first.setdefault(row.tobytes(), len(first)) for row in keys),
-        dtype=np.int64,
-        count=keys.shape[0],
-    )
-    order = np.argsort(group, kind="stable")
-    bounds = np.flatnonzero(np.diff(group[order])) + 1
-    return np.split(order, bounds)
+            with one_blas_thread():
+                for start, block in blocks:
+                    for task in by_start.get(start, []):
+                        path = None if dataset is None else dataset.task_path(task.name)
+                        meta = markers.iloc[task.start : task.stop]
+                        tests = len(work[task.batch].traits) * (task.stop - task.start)
+                        args = (work[task.batch], block, meta, task.start, opts, path)
+                        pool.submit(tests, _task_output, *args)
+                pool.wait()
 
 
 class _Collector:

@@ -1,0 +1,66 @@
+"""Running many independent tasks: in-process on a thread pool, or on Dask workers.
+
+Every task runs single-threaded, BLAS (limited with threadpoolctl) and numba (the serial
+kernels) alike, and the parallelism is across tasks. A task therefore computes the same
+numbers whether it runs in-process, with any number of threads, or on a Dask worker. The
+caller computes what tasks share (eigendecompositions, null fits) once, outside the tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+from threadpoolctl import threadpool_limits
+
+from .core import _kernels
+
+__all__ = ["LocalTasks", "one_blas_thread", "serially"]
+
+
+def one_blas_thread() -> Any:
+    """Context manager: BLAS limited to one thread in this process while it is open."""
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def serially(func: Callable[..., Any], *args: Any) -> Any:
+    """``func(*args)`` with the serial numba kernels (in this thread)."""
+    with _kernels.serial():
+        return func(*args)
+
+
+class LocalTasks:
+    """A pool of ``threads`` threads running tasks serially; finished tasks' results are
+    passed to ``collect`` and counted on ``bar`` in the caller's thread, at most
+    ``2 x threads`` tasks being pending (bounded memory). Use as a context manager, and
+    submit under :func:`one_blas_thread`."""
+
+    def __init__(self, threads: int, collect: Callable[[Any], None], bar: Any) -> None:
+        self.threads = threads
+        self.collect = collect
+        self.bar = bar
+        self.pending: dict[futures.Future, int] = {}
+        self.pool = futures.ThreadPoolExecutor(threads, thread_name_prefix="lmmlite")
+
+    def submit(self, work: int, func: Callable[..., Any], *args: Any) -> None:
+        """Run ``func(*args)`` (``work``: its units of work, for the progress bar)."""
+        self.pending[self.pool.submit(serially, func, *args)] = work
+        self.wait(2 * self.threads)
+
+    def wait(self, at_most: int = 0) -> None:
+        """Collect finished tasks until at most ``at_most`` are pending."""
+        while len(self.pending) > at_most:
+            done, _ = futures.wait(self.pending, return_when=futures.FIRST_COMPLETED)
+            for fut in done:
+                work = self.pending.pop(fut)
+                self.collect(fut.result())
+                self.bar.update(work)
+
+    def __enter__(self) -> LocalTasks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for fut in self.pending:
+            fut.cancel()
+        self.pool.shutdown(wait=True)
