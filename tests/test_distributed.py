@@ -298,11 +298,12 @@ def _cli_inputs(folder: Path, sim) -> list[str]:
     return ["--bfile", _write_plink(folder, G, ids, markers), "--pheno", str(folder / "pheno.csv")]
 
 
-def test_cli__client_killed_then_resumed(tmp_path):
-    """SIGKILL the CLI mid-run; --resume computes only the missing tasks (files already
-    written are left untouched) and the final table equals an uninterrupted run's."""
+@pytest.fixture(scope="module")
+def cut_inputs(tmp_path_factory):
+    """CLI inputs of the interrupted runs, and the dataset of an uninterrupted run."""
+    folder = tmp_path_factory.mktemp("cut")
     common = [
-        *_cli_inputs(tmp_path, _simulate(n=200, m=3000, t=4, seed=3)),
+        *_cli_inputs(folder, _simulate(n=200, m=3000, t=4, seed=3)),
         "--mode",
         "exact",
         "--chunk-size",
@@ -311,21 +312,34 @@ def test_cli__client_killed_then_resumed(tmp_path):
         "2",
         "--no-progress",
     ]
-    whole = tmp_path / "whole.parquet"
+    whole = folder / "whole.parquet"
     subprocess.run(_cli(*common, "--out", str(whole)), check=True, capture_output=True)
+    return common, whole
+
+
+@pytest.mark.parametrize("where", ["in-process", "dask"])
+def test_cli__client_killed_then_resumed(tmp_path, cut_inputs, where):
+    """SIGKILL the CLI mid-run (with --dask local: its whole process group, the client with
+    its scheduler and workers); --resume computes only the missing tasks (files already
+    written are left untouched) and the final table equals an uninterrupted run's."""
+    common, whole = cut_inputs
     n_tasks = len(list(whole.glob("part-*.parquet")))
     assert n_tasks == 3 * 201  # 3 trait batches (2 missing-data patterns) x 201 chunks
+    run_on = ["--dask", "local", "--workers", "2"] if where == "dask" else []
 
     out = tmp_path / "cut.parquet"
-    proc = subprocess.Popen(_cli(*common, "--out", str(out)), stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _cli(*common, *run_on, "--out", str(out)), stderr=subprocess.PIPE, start_new_session=True
+    )
     tasks = out / "_tasks"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if tasks.is_dir() and len(list(tasks.glob("*.parquet"))) >= 20:
             break
         time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    time.sleep(0.5)  # SIGKILL'd processes write nothing more
     before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in tasks.glob("*.parquet")}
     assert 20 <= len(before) < n_tasks, "the run must be cut before its end"
     try:  # an unfinished dataset has no data files: an error or an empty table, never a part
@@ -351,7 +365,8 @@ def test_cli__client_killed_then_resumed(tmp_path):
     assert changed.returncode == 2
     assert "cannot resume" in changed.stderr and "chunk_size (15 there, 30 now)" in changed.stderr
 
-    subprocess.run(_cli(*common, "--out", str(out), "--resume"), check=True, capture_output=True)
+    resume = _cli(*common, *run_on, "--out", str(out), "--resume")
+    subprocess.run(resume, check=True, capture_output=True)
     parts = {p.name[len("part-") :]: p.stat() for p in out.glob("part-*.parquet")}
     assert len(parts) == n_tasks
     for name, (ino, mtime) in before.items():  # not recomputed: the same file, untouched
@@ -359,7 +374,7 @@ def test_cli__client_killed_then_resumed(tmp_path):
     key = ["trait", "marker"]
     a = pd.read_parquet(out).sort_values(key).reset_index(drop=True)
     b = pd.read_parquet(whole).sort_values(key).reset_index(drop=True)
-    pd.testing.assert_frame_equal(a, b, **SAME)
+    pd.testing.assert_frame_equal(a, b, **SAME)  # the in-process run's numbers, bit for bit
 
 
 def test_cli__dask_local_keep_max(tmp_path):
