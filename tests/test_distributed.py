@@ -144,6 +144,30 @@ def test_heritability__threads_same_numbers(many_traits):
     pd.testing.assert_frame_equal(one, two, **SAME)
 
 
+def test_in_process__one_trait_batch_at_a_time(data):
+    """Memory does not grow with the number of traits: the null fits of at most two trait
+    batches (the one being tested and the next) are alive at any time."""
+    import gc
+
+    from lmmlite.scan import _Work
+
+    G, ids, markers, P = data
+    src = ArraySource(G, ids, markers)
+    alive = []
+
+    def count(done=0, total=0):
+        alive.append(sum(isinstance(o, _Work) for o in gc.get_objects()))
+
+    gc.collect()
+    count()  # left by earlier tests (the Dask client's caches)
+    before = alive.pop()
+
+    out = lmmlite.scan(src, P, chunk_size=50, trait_batch=1, threads=2, progress=count)
+    assert len(out) == P.shape[1] * G.shape[1]
+    assert len(alive) == 12 * 12  # 12 batches of one trait x 12 chunks
+    assert max(alive) - before <= 2
+
+
 def test_chunkings__agree(data):
     G, ids, markers, P = data
     src = ArraySource(G, ids, markers)

@@ -87,9 +87,11 @@ def test_residualise__equals_projection():
 @pytest.mark.parametrize("p", [1, 2])
 def test_best_markers__numba_equals_numpy(p):
     """The running per-trait best marker of the fixed-hsq scan: same choice (first maximum,
-    untestable zero columns and den <= 0 never win), same num/den, over several blocks."""
+    untestable zero columns and den <= 0 never win), same num/den, over several blocks, with
+    traits sharing their m'Sm and m'SQ rows (equal heritabilities)."""
     rng = np.random.default_rng(p)
-    t, mb = 40, 33
+    t, u, mb = 40, 25, 33
+    row = np.concatenate([np.arange(u), rng.integers(0, u, t - u)])  # shared rows
     state = [
         (
             np.full(t, -np.inf),
@@ -101,8 +103,8 @@ def test_best_markers__numba_equals_numpy(p):
     ]
     for offset in (0, mb, 2 * mb):
         num = rng.normal(size=(t, mb))
-        msq = rng.normal(0, 0.1, size=(p, t, mb))
-        msm = 1.0 + rng.random((t, mb))
+        msq = rng.normal(0, 0.1, size=(p, u, mb))
+        msm = 1.0 + rng.random((u, mb))
         A = rng.normal(0, 0.3, size=(t, p, p))
         C = np.einsum("tab,tcb->tac", A, A)
         num[:, 3] = num[:, 7]  # a tie: the first of the two must win
@@ -110,9 +112,9 @@ def test_best_markers__numba_equals_numpy(p):
         msq[:, :, 3] = msq[:, :, 7]
         num[:, 5] = msm[:, 5] = msq[:, :, 5] = 0.0  # an untestable marker
         num[:2, 9] = 50.0  # the largest |num|, but den <= 0: must not win
-        msm[:2, 9] = -1.0
+        msm[row[:2], 9] = -1.0
         for use, (bq, bi, bn, bd) in zip((True, False), state, strict=True):
-            _kernels.best_markers(num, msm, msq, C, offset, bq, bi, bn, bd, use_numba=use)
+            _kernels.best_markers(num, msm, msq, C, row, offset, bq, bi, bn, bd, use_numba=use)
     (q1, i1, n1, d1), (q2, i2, n2, d2) = state
     np.testing.assert_array_equal(i1, i2)
     assert np.all(i1 % mb != 5) and np.all(i1 % mb != 7)  # untestable; tied behind marker 3

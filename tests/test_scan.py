@@ -287,3 +287,29 @@ def test_kinship__standardized_is_gemma_gk2_formula():
     Gi = np.where(np.isnan(G), np.nanmean(G, axis=0), G)
     Z = (Gi - Gi.mean(axis=0)) / Gi.std(axis=0)
     np.testing.assert_allclose(K, Z @ Z.T / G.shape[1], rtol=1e-12, atol=1e-14)
+
+
+def test_fixed_gemm__traits_sharing_an_hsq_equal_the_per_pair_kernel():
+    """The GEMM path computes m'Sm and m'SQ once per distinct held hsq: with repeated values
+    (0 and interior) it must equal the per-(marker, trait) Gram kernel, table and maxima."""
+    from lmmlite.core.scan import fit_null, scan_best, scan_chunk, scan_fixed_gemm
+
+    rng = np.random.default_rng(5)
+    n, m, t = 70, 25, 7
+    Z = rng.normal(size=(n, 30))
+    K = Z @ Z.T / 30
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    Y = rng.normal(size=(n, t))
+    e = lmmlite.eigen_rotation(K, Y, X)
+    null = fit_null(e.Kva, e.X, e.y)
+    h = np.array([0.0, 0.4, 0.0, 0.4, 0.9, 0.0, 0.4])
+    G = rng.binomial(2, 0.3, size=(n, m)).astype(float)
+    Mt = (G.T @ e.Kve_t.T)[:, None, :]
+    want = scan_chunk(null, Mt.copy(), mode="fixed", hsq_fixed=h)
+    got = scan_fixed_gemm(null, Mt.copy(), hsq_fixed=h)
+    for key in ("lod", "beta", "se", "p_wald", "loglik"):
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-9, atol=1e-12)
+    null.hsq_reml = h  # scan_best holds the null REML fits
+    idx, stats = scan_best(null, Mt.copy(), mode="fixed")
+    np.testing.assert_array_equal(idx, np.argmax(want["lod"], axis=0))
+    np.testing.assert_allclose(stats["lod"], want["lod"].max(axis=0), rtol=1e-9)

@@ -66,24 +66,45 @@ def run_groups(client, groups, collect, bar) -> None:
     """Run groups of tasks on the cluster and collect their results as they finish.
 
     ``groups`` yields ``(shared, calls)``: an object the group's tasks share (handed over
-    once, as soon as the group comes) and its tasks ``(key, work, func, args)``, each run as
+    once, when the group is submitted) and its tasks ``(key, work, func, args)``, each run as
     ``func(shared, *args)`` on a worker; ``collect(result)`` and ``bar.update(work)`` follow
-    in this thread. Futures in ``args`` are passed as their values.
+    in this thread. Futures in ``args`` are passed as their values. A new group is submitted
+    only while fewer than two groups are unfinished or fewer than two tasks per worker thread
+    are pending, so the workers hold a bounded number of shared objects however many groups
+    there are (and the client computes the next group while they work).
     """
     distributed = _require_dask()
     pending = distributed.as_completed()
-    info = {}
-    for shared_obj, calls in groups:
+    info: dict[str, tuple[int, int]] = {}  # task key -> (work, group)
+    left: dict[int, int] = {}  # group -> its unfinished tasks
+    slots = 2 * max(1, sum(client.nthreads().values()))
+
+    def finish_one() -> None:
+        fut = next(pending)
+        collect(fut.result())
+        work, g = info.pop(fut.key)
+        bar.update(work)
+        left[g] -= 1
+        if not left[g]:
+            del left[g]
+        fut.release()
+
+    for g, (shared_obj, calls) in enumerate(groups):
         # handed over as a task rather than with client.scatter: the scheduler keeps its
         # specification, so data lost with a worker is rebuilt, not fatal
         shared = client.submit(_identity, shared_obj, pure=False)
         for key, work, func, args in calls:
             fut = client.submit(_on_worker, func, shared, *args, key=key, pure=False)
-            info[fut.key] = work
+            info[fut.key] = (work, g)
             pending.add(fut)
+        left[g] = len(calls)
+        if not left[g]:
+            del left[g]
         del shared_obj, shared
-        _drain(pending, collect, bar, info, block=False)
-    _drain(pending, collect, bar, info, block=True)
+        while pending.has_ready() or (len(left) >= 2 and pending.count() >= slots):
+            finish_one()
+    while not pending.is_empty():
+        finish_one()
 
 
 def _scan_task(work, source, task, opts, task_path):
@@ -118,16 +139,3 @@ def run_scan_tasks(client, genotypes, todo, chunk_key, works, opts, dataset, col
                 yield work, calls
 
     run_groups(client, groups(), collect.add, bar)
-
-
-def _drain(pending, collect, bar, info, *, block: bool) -> None:
-    while True:
-        if not block and not pending.has_ready():
-            return
-        try:
-            fut = next(pending)
-        except StopIteration:
-            return
-        collect(fut.result())
-        bar.update(info.pop(fut.key))
-        fut.release()

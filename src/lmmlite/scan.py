@@ -257,22 +257,29 @@ def _on_disk(frame: pd.DataFrame, keep: str) -> pd.DataFrame:
 
 def _reduce_best(frame: pd.DataFrame, keep: str, chrom_code: np.ndarray) -> pd.DataFrame:
     """Each trait's (``max``) or each trait and chromosome's (``peaks``) highest-LOD row; ties
-    go to the first marker. ``chrom_code``: an integer code of each marker's chromosome."""
+    go to the first marker. ``chrom_code``: an integer code of each marker's chromosome.
+    (Rows are unique per trait and marker.)"""
     t = frame["_t"].to_numpy(dtype=np.int64)
     m = frame["_m"].to_numpy(dtype=np.int64)
     group = t if keep == "max" else t * (int(chrom_code.max(initial=0)) + 1) + chrom_code[m]
-    order = np.lexsort((m, -frame["lod"].to_numpy(dtype=float), group))  # NaN LOD sorts last
-    g = group[order]
-    first = np.ones(g.shape[0], dtype=bool)
-    first[1:] = g[1:] != g[:-1]
-    return frame.iloc[order[first]]
+    _, gi = np.unique(group, return_inverse=True)
+    gi = gi.reshape(-1)
+    size = int(gi.max(initial=-1)) + 1
+    lod = frame["lod"].to_numpy(dtype=float)
+    lod = np.where(np.isnan(lod), -np.inf, lod)  # a NaN row is kept only if all are NaN
+    best = np.full(size, -np.inf)
+    np.maximum.at(best, gi, lod)
+    top = lod == best[gi]
+    first = np.full(size, np.iinfo(np.int64).max)
+    np.minimum.at(first, gi[top], m[top])
+    return frame[top & (m == first[gi])]
 
 
 def _finish(
     frame: pd.DataFrame,
     keep: str,
     threshold: float,
-    names: pd.Index,
+    names: np.ndarray,
     markers: pd.DataFrame,
     chrom_code: np.ndarray,
 ) -> pd.DataFrame:
@@ -288,7 +295,7 @@ def _finish(
     if keep != "all":
         t, m = t[order], m[order]
         labels = {
-            "trait": np.array([str(c) for c in names], dtype=object)[t],
+            "trait": names[t],
             "chr": markers["chr"].to_numpy()[m],
             "pos": markers["pos"].to_numpy()[m],
             "marker": markers["marker"].to_numpy()[m],
@@ -297,6 +304,53 @@ def _finish(
         at = list(frame.columns).index("n_miss") + 1
         frame.insert(at, "note", np.full(len(frame), "", dtype=object))
     return frame
+
+
+class _Prepare:
+    """What a scan's tasks share, computed once by the caller: each missing-data pattern's
+    rotation (an eigendecomposition, BLAS on every core) and each trait batch's null fits
+    (small products: one BLAS thread, whose idle siblings would otherwise spin beside the
+    tasks)."""
+
+    def __init__(self, pats, batches, kin, center, tol, mode, reml, k) -> None:
+        self.pats = pats
+        self.batches = batches
+        self.kin = kin
+        self.center = center
+        self.tol = tol
+        self.mode = mode
+        self.reml = reml
+        self.k = k
+        self.fits = null_fits(mode, reml)
+
+    def rotations(self, key: str, needed: set[int]) -> Iterator[tuple[Any, list[int]]]:
+        """Per pattern among the ``needed`` batches: its rotation under kinship ``key`` and
+        its batches."""
+        by_pattern: dict[int, list[int]] = {}
+        for b in sorted(needed):
+            by_pattern.setdefault(self.batches[b].pattern, []).append(b)
+        for g, bs in by_pattern.items():
+            yield (g, *self.pats[g].rotation(self.kin[key], self.center)), bs
+
+    def work(self, rot: tuple[int, np.ndarray, np.ndarray], b: int) -> _Work:
+        """Batch ``b``'s null fits (and fixed-hsq parts) under its pattern's rotation."""
+        g, Kva, U = rot
+        batch = self.batches[b]
+        pat = self.pats[g]
+        Yb = pat.Y[:, batch.cols]
+        with one_blas_thread():
+            null = fit_null(Kva, U.T @ pat.X, (Yb.T @ U).T, tol=self.tol, fits=self.fits)
+            parts = None
+            if self.mode == "fixed" and self.k == 1:  # the GEMM path: for all chunks
+                parts = fixed_parts(null, fixed_hsq(null, self.reml))
+        return _Work(pat.geno_rows, U, null, batch.traits, batch.order, len(pat.ids), parts)
+
+    def works(self, key: str, needed: set[int]) -> Iterator[tuple[int, _Work]]:
+        """Every needed batch's work, batch by batch (a distributed run starts a batch's
+        tasks while the next one is fitted)."""
+        for rot, bs in self.rotations(key, needed):
+            for b in bs:
+                yield b, self.work(rot, b)
 
 
 def scan(
@@ -456,10 +510,13 @@ def scan(
     X_all = _design(C, ids, intercept)
     cov_names = list(X_all.columns)
     observed = P.notna().to_numpy()
+    values = P.to_numpy()
+    trait_names = np.array([str(c) for c in P.columns], dtype=object)
     pats = []
+    positions = []  # each pattern's traits' positions among the phenotypes
     for cols in pattern_groups(observed):
         mask = observed[:, cols[0]]
-        traits = [str(c) for c in P.columns[cols]]
+        traits = list(trait_names[cols])
         pid = [str(i) for i in ids[mask]]
         n, p = len(pid), X_all.shape[1]
         if n <= p + genotypes.k:
@@ -467,19 +524,19 @@ def scan(
                 f"phenotype(s) {format_values(traits)} have n = {n} observed "
                 f"samples, too few for {p} covariates and a marker"
             )
-        Y = P.loc[pid, traits].to_numpy()
-        X = X_all.loc[pid].to_numpy()
+        Y = values[np.ix_(mask, cols)]
+        X = X_all.to_numpy()[mask]
         check_design(X, cov_names)
         check_phenotypes(Y - X @ np.linalg.lstsq(X, Y, rcond=None)[0], Y, traits)
         pats.append(_Pattern(pid, geno_ids.get_indexer(pid), traits, Y, X))
+        positions.append(cols)
     markers = genotypes.markers
     batches: list[_Batch] = []
-    position = {str(c): i for i, c in enumerate(P.columns)}
     for g, pat in enumerate(pats):
         for s0 in range(0, len(pat.traits), trait_batch):
             cols = np.arange(s0, min(len(pat.traits), s0 + trait_batch))
-            names = [pat.traits[c] for c in cols]
-            batches.append(_Batch(g, cols, names, np.array([position[t] for t in names])))
+            names = pat.traits[s0 : s0 + trait_batch]
+            batches.append(_Batch(g, cols, names, positions[g][cols]))
     runs = chromosome_runs(markers["chr"].to_numpy(), chunk_size)
     chunk_key = [str(markers["chr"].iat[a]) if loco else "all" for a, _ in runs]
     tasks = [_Task(b, c, a, z) for c, (a, z) in enumerate(runs) for b in range(len(batches))]
@@ -521,42 +578,25 @@ def scan(
             collect.add(frame)
     bar = Progress(len(tasks), done=len(tasks) - len(todo), report=progress)
     opts = {"k": genotypes.k, "mode": mode, "reml": reml, "keep": keep}
-    fits = null_fits(mode, reml)
 
-    def works(key: str, needed: set[int]) -> Iterator[tuple[int, _Work]]:
-        """Rotations (one per pattern) and null fits (one per batch) for a kinship key, batch
-        by batch (a distributed run starts a batch's tasks while the next one is fitted)."""
-        rot: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for b in sorted(needed):
-            batch = batches[b]
-            pat = pats[batch.pattern]
-            if batch.pattern not in rot:
-                rot = {batch.pattern: pat.rotation(kin[key], center_kinship)}
-            Kva, U = rot[batch.pattern]
-            Yb = pat.Y[:, batch.cols]
-            # small products: one BLAS thread (idle BLAS threads would spin beside the tasks)
-            with one_blas_thread():
-                null = fit_null(Kva, U.T @ pat.X, (Yb.T @ U).T, tol=tol, fits=fits)
-                parts = None
-                if mode == "fixed" and genotypes.k == 1:  # the GEMM path: for all chunks
-                    parts = fixed_parts(null, fixed_hsq(null, reml))
-            yield b, _Work(pat.geno_rows, U, null, batch.traits, batch.order, len(pat.ids), parts)
-
+    prep = _Prepare(pats, batches, kin, center_kinship, tol, mode, reml, genotypes.k)
     try:
         if client is None:
             _run_local(
-                genotypes, todo, chunk_size, chunk_key, works, opts, dataset, collect, bar, threads
+                genotypes, todo, chunk_size, chunk_key, prep, opts, dataset, collect, bar, threads
             )
         else:
             from .distributed import run_scan_tasks
 
-            run_scan_tasks(client, genotypes, todo, chunk_key, works, opts, dataset, collect, bar)
+            run_scan_tasks(
+                client, genotypes, todo, chunk_key, prep.works, opts, dataset, collect, bar
+            )
     finally:
         bar.close()
     if dataset is not None and keep == "all":
         dataset.publish_all()
         return None
-    result = _finish(collect.frame(), keep, threshold, P.columns, markers, chrom_code)
+    result = _finish(collect.frame(), keep, threshold, trait_names, markers, chrom_code)
     if dataset is not None:
         dataset.publish_table(result, keep)
     result.attrs["dropped_samples"] = dropped
@@ -572,30 +612,38 @@ def _key_order(todo: list[_Task], chunk_key: list[str]) -> dict[str, list[_Task]
     return by_key
 
 
-def _run_local(genotypes, todo, chunk_size, chunk_key, works, opts, dataset, collect, bar, threads):
-    """In-process: one kinship key at a time (bounded memory), each chunk read once, its
-    tasks run by ``threads`` single-threaded workers (:mod:`lmmlite._tasks`); the rotations
-    and null fits are computed before, as for a Dask run."""
+def _run_local(genotypes, todo, chunk_size, chunk_key, prep, opts, dataset, collect, bar, threads):
+    """In-process, trait batch by trait batch (memory holds one batch's null fits, whatever
+    the number of traits): each batch's chunks are read (text formats: one pass over the
+    file per batch) and tested by ``threads`` single-threaded tasks (:mod:`lmmlite._tasks`),
+    while the next batch is fitted. A pattern's eigendecomposition waits for the pool to be
+    idle, so that it may use every core, as in a Dask run's client."""
     markers = genotypes.markers
     with LocalTasks(threads, collect.add, bar) as pool:
         for key, key_tasks in _key_order(todo, chunk_key).items():
-            by_start: dict[int, list[_Task]] = {}
+            by_batch: dict[int, dict[int, _Task]] = {}
             for task in key_tasks:
-                by_start.setdefault(task.start, []).append(task)
-            work = dict(works(key, {t.batch for t in key_tasks}))
-            if genotypes.random_access:
-                blocks: Any = ((a, genotypes.read(a, ts[0].stop)) for a, ts in by_start.items())
-            else:  # text formats: one sequential pass, skipping the chunks already done
-                blocks = genotypes.chunks(chunk_size)
-            with one_blas_thread():
-                for start, block in blocks:
-                    for task in by_start.get(start, []):
-                        path = None if dataset is None else dataset.task_path(task.name)
-                        meta = markers.iloc[task.start : task.stop]
-                        tests = len(work[task.batch].traits) * (task.stop - task.start)
-                        args = (work[task.batch], block, meta, task.start, opts, path)
-                        pool.submit(tests, _task_output, *args)
-                pool.wait()
+                by_batch.setdefault(task.batch, {})[task.start] = task
+            for rot, bs in prep.rotations(key, set(by_batch)):
+                with one_blas_thread():
+                    for b in bs:
+                        work = prep.work(rot, b)
+                        mine = by_batch[b]
+                        if genotypes.random_access:
+                            blocks: Any = ((a, genotypes.read(a, t.stop)) for a, t in mine.items())
+                        else:  # text formats: a sequential pass, skipping the chunks done
+                            blocks = genotypes.chunks(chunk_size)
+                        for start, block in blocks:
+                            task = mine.get(start)
+                            if task is None:
+                                continue
+                            path = None if dataset is None else dataset.task_path(task.name)
+                            meta = markers.iloc[task.start : task.stop]
+                            tests = len(work.traits) * (task.stop - task.start)
+                            args = (work, block, meta, task.start, opts, path)
+                            pool.submit(tests, _task_output, *args)
+                        del work
+                    pool.wait()
 
 
 class _Collector:
@@ -616,8 +664,7 @@ class _Collector:
         self.frames.append(frame)
         self.rows += len(frame)
         if self.keep != "all" and self.rows > _REDUCE_ROWS:
-            whole = pd.concat(self.frames, ignore_index=True)
-            self.frames = [_reduce_best(whole, self.keep, self.chrom_code)]
+            self.frames = [_reduce_best(self.frame(), self.keep, self.chrom_code)]
             self.rows = len(self.frames[0])
 
     def frame(self) -> pd.DataFrame:
@@ -625,7 +672,12 @@ class _Collector:
             numbers = ["n", "af", "beta", "se", *_STATS, "n_miss"]
             cols = [*SCAN_COLUMNS[:4], *numbers, "note"] if self.keep == "all" else numbers
             return pd.DataFrame(columns=[*cols, "_t", "_m"])
-        return pd.concat(self.frames, ignore_index=True)
+        if self.keep == "all":
+            return pd.concat(self.frames, ignore_index=True)
+        # numbers only (see _run_task): column-wise concatenation, far quicker than pandas'
+        return pd.DataFrame(
+            {c: np.concatenate([f[c].to_numpy() for f in self.frames]) for c in self.frames[0]}
+        )
 
 
 #: Rows of best-per-task results held before they are reduced (bounds keep="max"/"peaks").

@@ -476,10 +476,13 @@ def _fit_items(
             done_out[j0 + i] = done[i]
 
 
-def _best_markers(num, msm, msq, C, offset, best_q, best_i, best_num, best_den):  # pragma: no cover
+def _best_markers(
+    num, msm, msq, C, row, offset, best_q, best_i, best_num, best_den
+):  # pragma: no cover
     """Running per-trait maximum of q = num^2 / den over a block of markers (fixed-hsq scan).
 
-    Trait-major blocks: ``num``, ``msm`` (t, mb); ``msq`` (p, t, mb); ``C`` (t, p, p);
+    Trait-major blocks: ``num`` (t, mb); ``msm`` (u, mb) and ``msq`` (p, u, mb), trait j's
+    being row ``row[j]`` (traits sharing a heritability share them); ``C`` (t, p, p);
     den = msm - msq' C msq. Untestable markers come as zero columns (den = 0). Updates
     ``best_*`` (t,) where q is strictly larger (the first marker wins ties); a marker with
     den <= 0 or NaN q never wins. Each trait's row is reduced with a vectorised max first;
@@ -490,17 +493,18 @@ def _best_markers(num, msm, msq, C, offset, best_q, best_i, best_num, best_den):
     for j in numba.prange(t):
         q = np.empty(mb)
         den = np.empty(mb)
+        k = row[j]
         if p == 1:  # the common case (an intercept only): a loop LLVM vectorises
             c = C[j, 0, 0]
             for r in range(mb):
-                v = msq[0, j, r]
-                den[r] = msm[j, r] - v * c * v
+                v = msq[0, k, r]
+                den[r] = msm[k, r] - v * c * v
         else:
             for r in range(mb):
-                d = msm[j, r]
+                d = msm[k, r]
                 for a in range(p):
                     for b in range(p):
-                        d -= msq[a, j, r] * C[j, a, b] * msq[b, j, r]
+                        d -= msq[a, k, r] * C[j, a, b] * msq[b, k, r]
                 den[r] = d
         for r in range(mb):
             nm = num[j, r]
@@ -694,7 +698,9 @@ def fit_items(iy, im, lam, qcols, Yt, Mt, logdet_mm, reml, lower, upper, tol, sq
     return x, fx, neval, done
 
 
-def best_markers(num, msm, msq, C, offset, best_q, best_i, best_num, best_den, *, use_numba=None):
+def best_markers(
+    num, msm, msq, C, row, offset, best_q, best_i, best_num, best_den, *, use_numba=None
+):
     """Update the running per-trait best marker (largest num^2/den) with a block of markers.
 
     See :func:`_best_markers`; the NumPy twin gives the same choice (first maximum).
@@ -702,9 +708,10 @@ def best_markers(num, msm, msq, C, offset, best_q, best_i, best_num, best_den, *
     use = HAVE_NUMBA if use_numba is None else use_numba
     if use:
         kernel = _best_markers_parallel if _parallel(num.size) else _best_markers_serial
-        kernel(num, msm, msq, C, offset, best_q, best_i, best_num, best_den)
+        kernel(num, msm, msq, C, row, offset, best_q, best_i, best_num, best_den)
         return
-    den = msm - np.einsum("atr,tab,btr->tr", msq, C, msq)
+    msq = msq[:, row]
+    den = msm[row] - np.einsum("atr,tab,btr->tr", msq, C, msq)
     with np.errstate(invalid="ignore", divide="ignore"):
         q = np.where(den > 0.0, num * num / den, -1.0)
     q = np.where(np.isnan(q), -1.0, q)

@@ -294,7 +294,9 @@ def scan_chunk(
 #   num = m' P_t y_t = m' (w_t * r_t),  r_t = y_t - Q C_t Q' S_t y_t,
 #   den = m' P_t m  = (m*m)' w_t - (m' (w_t * Q)) C_t (Q' (w_t * m)),
 # i.e. from 2 + p products of the (markers x samples) block with (samples x traits) matrices:
-# BLAS GEMMs instead of one small Gram matrix per (marker, trait) pair.
+# BLAS GEMMs instead of one small Gram matrix per (marker, trait) pair. S_t depends on the trait
+# only through h_t, so m'S_t m and m'S_t Q are computed once per distinct h_t: traits whose
+# null fit sits on a boundary (hsq = 0, frequent with small samples) share them.
 
 #: Markers per GEMM block in the fixed-hsq path (bounds the (traits x block) products; 512
 #: keeps a 2048-trait block's products within a core's share of L3 for the reduction).
@@ -306,10 +308,11 @@ class FixedParts:
     """Per-trait quantities of the fixed-hsq scan at heritabilities ``h`` (t,)."""
 
     h: np.ndarray
-    W: np.ndarray  # (t, n) weights 1/d
+    row: np.ndarray  # (t,) each trait's row among the distinct heritabilities (u of them)
+    Wu: np.ndarray  # (u, n) weights 1/d of the distinct heritabilities
     L: np.ndarray  # (t,) sum log d
     C: np.ndarray  # (t, p, p) (Q'SQ)^-1
-    B: np.ndarray  # ((1 + p) t, n): rows w*r (t), then w*q_j (t each) for each column of Q
+    B: np.ndarray  # (t + p u, n): rows w*r (t), then w*q_j (u each) for each column of Q
     rss0: np.ndarray  # (t,) y'P y
 
 
@@ -319,17 +322,19 @@ def fixed_parts(null: NullModel, h: np.ndarray) -> FixedParts:
     Q = null.Q
     Y = null.model.Yt
     h = np.asarray(h, dtype=float)
-    d = h[:, None] * lam[None, :] + (1.0 - h)[:, None]
+    hu, row = np.unique(h, return_inverse=True)
+    row = row.reshape(-1)
+    d = hu[:, None] * lam[None, :] + (1.0 - hu)[:, None]
     with np.errstate(divide="ignore"):
-        L = np.log(d).sum(axis=1)
-        W = 1.0 / d
-    QSQ = np.einsum("ti,ia,ib->tab", W, Q, Q)
+        L = np.log(d).sum(axis=1)[row]
+        Wu = 1.0 / d
+    W = Wu[row]
+    C = np.linalg.inv(np.einsum("ui,ia,ib->uab", Wu, Q, Q))[row]
     QSy = np.einsum("ti,ia,ti->ta", W, Q, Y)
-    C = np.linalg.inv(QSQ)
     R = Y - np.einsum("tab,tb->ta", C, QSy) @ Q.T
     rss0 = np.einsum("ti,ti,ti->t", W, Y, R)
-    B = np.concatenate([W * R, *(W * Q[:, j][None, :] for j in range(Q.shape[1]))], axis=0)
-    return FixedParts(h=h, W=W, L=L, C=C, B=B, rss0=rss0)
+    B = np.concatenate([W * R, *(Wu * Q[:, j][None, :] for j in range(Q.shape[1]))], axis=0)
+    return FixedParts(h=h, row=row, Wu=Wu, L=L, C=C, B=B, rss0=rss0)
 
 
 _scratch_space = threading.local()
@@ -348,17 +353,19 @@ def _scratch(name: str, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _products(parts: FixedParts, M: np.ndarray):
-    """num (t, mb), m'Sm (t, mb) and m'SQ (p, t, mb) of the markers M (mb, n), in this
-    thread's work arrays (valid until its next call)."""
+    """num (t, mb), then m'Sm (u, mb) and m'SQ (p, u, mb) per distinct heritability (trait j's
+    row: ``parts.row[j]``) of the markers M (mb, n), in this thread's work arrays (valid until
+    its next call)."""
     mb, n = M.shape
-    t = parts.W.shape[0]
+    t = parts.row.shape[0]
+    u = parts.Wu.shape[0]
     P = _scratch("products", (parts.B.shape[0], mb))
     np.matmul(parts.B, M.T, out=P)
     MM = _scratch("squares", (mb, n))
     np.multiply(M, M, out=MM)
-    msm = _scratch("msm", (t, mb))
-    np.matmul(parts.W, MM.T, out=msm)
-    return P[:t], msm, P[t:].reshape(-1, t, mb)
+    msm = _scratch("msm", (u, mb))
+    np.matmul(parts.Wu, MM.T, out=msm)
+    return P[:t], msm, P[t:].reshape(-1, u, mb)
 
 
 def _fixed_stats(parts: FixedParts, num, den, n: int, p: int) -> dict[str, np.ndarray]:
@@ -426,7 +433,8 @@ def scan_fixed_gemm(
     for s, nb, msm, msq in blocks:
         e = s + nb.shape[1]
         num[:, s:e] = nb
-        den[:, s:e] = msm - np.einsum("atr,tab,btr->tr", msq, parts.C, msq)
+        msq = msq[:, parts.row]
+        den[:, s:e] = msm[parts.row] - np.einsum("atr,tab,btr->tr", msq, parts.C, msq)
     out = _fixed_stats(parts, num, den, n, null.model.p)
     res: dict[str, np.ndarray] = {}
     for key, val in out.items():
@@ -466,7 +474,9 @@ def scan_best(
         best_num = np.full(t, np.nan)
         best_den = np.full(t, np.nan)
         for s, num, msm, msq in blocks:
-            _kernels.best_markers(num, msm, msq, parts.C, s, best_q, best_i, best_num, best_den)
+            _kernels.best_markers(
+                num, msm, msq, parts.C, parts.row, s, best_q, best_i, best_num, best_den
+            )
         stats = {
             key: np.asarray(v, dtype=float)
             for key, v in _fixed_stats(parts, best_num, best_den, n, null.model.p).items()
