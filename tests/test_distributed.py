@@ -270,6 +270,35 @@ def test_dataset__equals_in_memory_and_is_one_table(tmp_path, data, client):
         )
 
 
+@pytest.mark.parametrize("keep", ["peaks", "max"])
+def test_dataset__reduced_run_interrupted_then_resumed(tmp_path, data, keep):
+    """keep=peaks|max: the task files hold each task's best rows; a resumed run reduces the
+    old ones with the new ones into the uninterrupted run's table."""
+    G, ids, markers, P = data
+    src = ArraySource(G, ids, markers)
+    kw = {"keep": keep, "threshold": 1.0, "chunk_size": 40, "trait_batch": 5}
+    want = lmmlite.scan(src, P, **kw)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_7(done, total):
+        if done >= 7:
+            raise Stop
+
+    out = tmp_path / "cut.parquet"
+    with pytest.raises(Stop):
+        lmmlite.scan(src, P, out=out, progress=stop_after_7, threads=1, **kw)
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "_tasks").glob("*.parquet")}
+    n_tasks = 4 * 16  # batches: 5 + 5 + 1 traits, 1 (own pattern); chunks: 8 + 5 + 3
+    assert 7 <= len(before) < n_tasks and not list(out.glob("part-*"))
+    got = lmmlite.scan(src, P, out=out, resume=True, **kw)
+    after = {p.name: p.stat().st_mtime_ns for p in (out / "_tasks").glob("*.parquet")}
+    assert len(after) == n_tasks and all(after[k] == v for k, v in before.items())
+    pd.testing.assert_frame_equal(got, want, **SAME)
+    pd.testing.assert_frame_equal(pd.read_parquet(out), want, check_dtype=False, **SAME)
+
+
 def test_dataset__exists_and_resume_refused_on_changes(tmp_path, data):
     G, ids, markers, P = data
     src = ArraySource(G, ids, markers)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,8 +123,10 @@ class ScanDataset:
         names |= {p.stem[len("part-") :] for p in self.path.glob("part-b*.parquet")}
         return names
 
-    def task_frames(self) -> list[pd.DataFrame]:
-        return [pd.read_parquet(p) for p in sorted(self.tasks.glob("*.parquet"))]
+    def task_frames(self) -> Iterator[pd.DataFrame]:
+        """The finished tasks' frames, one at a time (a resumed reduction stays bounded)."""
+        for p in sorted(self.tasks.glob("*.parquet")):
+            yield pd.read_parquet(p)
 
     def publish_all(self) -> None:
         """keep="all": move every task file into the dataset (renames: atomic, resumable)."""
