@@ -270,10 +270,12 @@ def test_dataset__equals_in_memory_and_is_one_table(tmp_path, data, client):
         )
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("keep", ["peaks", "max"])
-def test_dataset__reduced_run_interrupted_then_resumed(tmp_path, data, keep):
+def test_dataset__reduced_run_interrupted_then_resumed(tmp_path, data, keep, threads):
     """keep=peaks|max: the task files hold each task's best rows; a resumed run reduces the
-    old ones with the new ones into the uninterrupted run's table."""
+    old ones with the new ones into the uninterrupted run's table (with 2 threads, the
+    tasks running at the interrupt finish, single-threaded as ever, and are kept)."""
     G, ids, markers, P = data
     src = ArraySource(G, ids, markers)
     kw = {"keep": keep, "threshold": 1.0, "chunk_size": 40, "trait_batch": 5}
@@ -288,7 +290,7 @@ def test_dataset__reduced_run_interrupted_then_resumed(tmp_path, data, keep):
 
     out = tmp_path / "cut.parquet"
     with pytest.raises(Stop):
-        lmmlite.scan(src, P, out=out, progress=stop_after_7, threads=1, **kw)
+        lmmlite.scan(src, P, out=out, progress=stop_after_7, threads=threads, **kw)
     before = {p.name: p.stat().st_mtime_ns for p in (out / "_tasks").glob("*.parquet")}
     n_tasks = 4 * 16  # batches: 5 + 5 + 1 traits, 1 (own pattern); chunks: 8 + 5 + 3
     assert 7 <= len(before) < n_tasks and not list(out.glob("part-*"))
@@ -479,3 +481,6 @@ def test_cli__herit_dask_local(tmp_path, many_traits):
     refused = subprocess.run([*common, "--threads", "2", "--dask", "local"], capture_output=True)
     assert refused.returncode != 0 and b"--threads is for in-process runs" in refused.stderr
     assert b"Traceback" not in refused.stderr
+    none = subprocess.run([*common, "--dask", "local", "--workers", "0"], capture_output=True)
+    assert none.returncode != 0 and b"needs at least one worker; got 0" in none.stderr
+    assert b"Traceback" not in none.stderr

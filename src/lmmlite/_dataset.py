@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from ._version import __version__
-from .exceptions import InputError
+from .exceptions import InputError, LmmliteError
 from .io.tables import atomic_write
 
 __all__ = ["ScanDataset", "frame_sha256", "write_task"]
@@ -68,7 +68,8 @@ class ScanDataset:
     """The output folder of a scan: created new, or reopened with ``resume=True``."""
 
     def __init__(self, path: str | os.PathLike[str], manifest: dict[str, Any], *, resume: bool):
-        self.path = Path(path)
+        # absolute: Dask workers, whatever their working folder, write into this folder
+        self.path = Path(path).resolve()
         self.tasks = self.path / TASKS
         record = {"lmmlite_version": __version__, "layout": LAYOUT, **manifest}
         mfile = self.path / MANIFEST
@@ -127,6 +128,19 @@ class ScanDataset:
         """The finished tasks' frames, one at a time (a resumed reduction stays bounded)."""
         for p in sorted(self.tasks.glob("*.parquet")):
             yield pd.read_parquet(p)
+
+    def check_complete(self, names: list[str]) -> None:
+        """Raise unless every task in ``names`` has its file (a worker that wrote elsewhere,
+        e.g. without access to this folder, must not leave a dataset marked complete)."""
+        missing = sorted(set(names) - self.done())
+        if missing:
+            shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+            raise LmmliteError(
+                f"{len(missing)} of {len(names)} task results are missing from "
+                f"{str(self.tasks)!r} ({shown}), though their tasks finished: the workers "
+                "must write to the same folder as this process (a shared file system). "
+                "Rerun with --resume (resume=True) to compute them."
+            )
 
     def publish_all(self) -> None:
         """keep="all": move every task file into the dataset (renames: atomic, resumable)."""

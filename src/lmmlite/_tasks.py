@@ -8,8 +8,9 @@ caller computes what tasks share (eigendecompositions, null fits) once, outside 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent import futures
+from contextlib import contextmanager
 from typing import Any
 
 from threadpoolctl import threadpool_limits
@@ -34,7 +35,7 @@ class LocalTasks:
     """A pool of ``threads`` threads running tasks serially; finished tasks' results are
     passed to ``collect`` and counted on ``bar`` in the caller's thread, at most
     ``2 x threads`` tasks being pending (bounded memory). Use as a context manager, and
-    submit under :func:`one_blas_thread`."""
+    submit within :meth:`single_threaded`."""
 
     def __init__(self, threads: int, collect: Callable[[Any], None], bar: Any) -> None:
         self.threads = threads
@@ -57,10 +58,31 @@ class LocalTasks:
                 self.collect(fut.result())
                 self.bar.update(work)
 
+    @contextmanager
+    def single_threaded(self) -> Iterator[LocalTasks]:
+        """BLAS limited to one thread while tasks are submitted and run. On leaving, every
+        task submitted is finished before the limit is lifted: collected normally, or, on an
+        error or interrupt, the tasks not started are cancelled and the running ones waited
+        for (they may write their task files: they must compute single-threaded, as always,
+        for a resumed run to equal an uninterrupted one)."""
+        with one_blas_thread():
+            try:
+                yield self
+                self.wait()
+            except BaseException:
+                self.abandon()
+                raise
+
+    def abandon(self) -> None:
+        """Cancel the tasks not started and wait for the running ones, uncollected."""
+        for fut in self.pending:
+            fut.cancel()
+        futures.wait(self.pending)
+        self.pending.clear()
+
     def __enter__(self) -> LocalTasks:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for fut in self.pending:
-            fut.cancel()
+        self.abandon()
         self.pool.shutdown(wait=True)

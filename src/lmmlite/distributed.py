@@ -11,9 +11,12 @@ computes the same numbers wherever it runs.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-__all__ = ["local_client", "run_groups", "run_scan_tasks"]
+from .exceptions import InputError
+
+__all__ = ["local_client", "run_groups", "run_scan_tasks", "run_token"]
 
 
 def _require_dask() -> Any:
@@ -26,6 +29,8 @@ def _require_dask() -> Any:
 
 def local_client(workers: int | None = None) -> Any:
     """A client of a new ``LocalCluster`` with ``workers`` single-threaded worker processes."""
+    if workers is not None and workers < 1:
+        raise InputError(f"a local Dask cluster needs at least one worker; got {workers}")
     distributed = _require_dask()
     cluster = distributed.LocalCluster(
         n_workers=workers,
@@ -89,6 +94,16 @@ def run_groups(client, groups, collect, bar) -> None:
             del left[g]
         fut.release()
 
+    try:
+        _submit_groups(client, groups, pending, info, left, slots, finish_one)
+        while not pending.is_empty():
+            finish_one()
+    except BaseException:  # an error, or an interrupt: nothing left running for nothing
+        client.cancel(list(pending.futures))
+        raise
+
+
+def _submit_groups(client, groups, pending, info, left, slots, finish_one) -> None:
     for g, (shared_obj, calls) in enumerate(groups):
         # handed over as a task rather than with client.scatter: the scheduler keeps its
         # specification, so data lost with a worker is rebuilt, not fatal
@@ -103,14 +118,20 @@ def run_groups(client, groups, collect, bar) -> None:
         del shared_obj, shared
         while pending.has_ready() or (len(left) >= 2 and pending.count() >= slots):
             finish_one()
-    while not pending.is_empty():
-        finish_one()
 
 
-def _scan_task(work, source, task, opts, task_path):
-    """A scan task on a worker: read the chunk, test it, write the task file."""
+def run_token() -> str:
+    """A token unique to one run, for its task keys (keys of an earlier run on the same
+    cluster, possibly still known to the scheduler, are never reused)."""
+    return uuid.uuid4().hex
+
+
+def _scan_task(work, U, source, task, opts, task_path):
+    """A scan task on a worker: read the chunk, test it, write the task file (``U``: the
+    batch's rotation, handed over once for all batches that share it)."""
     from .scan import _task_output
 
+    work = work._replace(U=U)
     block = source.read(task.start, task.stop)
     meta = source.markers.iloc[task.start : task.stop]
     return _task_output(work, block, meta, task.start, opts, task_path)
@@ -122,19 +143,24 @@ def run_scan_tasks(client, genotypes, todo, chunk_key, works, opts, dataset, col
     from .scan import _key_order
 
     source = client.submit(_identity, genotypes, pure=False)
-    run = f"{id(todo):x}"
+    run = run_token()
 
     def groups():
+        rotation = U = None
         for key, key_tasks in _key_order(todo, chunk_key).items():
             by_batch: dict[int, list] = {}
             for task in key_tasks:
                 by_batch.setdefault(task.batch, []).append(task)
             for b, work in works(key, set(by_batch)):
+                if work.U is not rotation:  # a new eigendecomposition: handed over once
+                    rotation = work.U
+                    U = client.submit(_identity, rotation, pure=False)
+                work = work._replace(U=None)
                 calls = []
                 for task in by_batch[b]:
                     path = None if dataset is None else dataset.task_path(task.name)
                     tests = len(work.traits) * (task.stop - task.start)
-                    args = (source, task, opts, path)
+                    args = (U, source, task, opts, path)
                     calls.append((f"lmmlite-scan-{task.name}-{run}", tests, _scan_task, args))
                 yield work, calls
 

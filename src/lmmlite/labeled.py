@@ -8,6 +8,7 @@ kinship, phenotype and covariate tables are aligned on their sample ids, and eve
 from __future__ import annotations
 
 import os
+import uuid
 import warnings
 from collections.abc import Callable, Hashable
 from typing import Any, Literal, NamedTuple
@@ -24,7 +25,7 @@ from ._checks import (
     format_values,
 )
 from ._progress import Progress
-from ._tasks import LocalTasks, one_blas_thread
+from ._tasks import LocalTasks
 from .core._fast import RotatedModel
 from .core.inference import hsq_lrt, hsq_profile_ci, hsq_second_derivative
 from .core.lmm import _fit_fast
@@ -224,7 +225,7 @@ def heritability(
         Traits fitted together: a task is one batch of traits of one missing-data pattern.
     threads
         Tasks run at once in-process (default: the CPU cores available), each
-        single-threaded; the numbers do not depend on it.
+        single-threaded; the numbers do not depend on it. Not with ``client``.
     client
         A ``dask.distributed.Client``: the tasks run on its workers (for very many traits).
         Each pattern's eigendecomposition is computed here once and handed to the cluster.
@@ -271,9 +272,7 @@ def heritability(
         raise PhenotypeError(f"phenotype(s) with no observed values: {format_values(empty)}")
     if trait_batch < 1:
         raise InputError(f"trait_batch must be positive; got {trait_batch}")
-    threads = available_cores() if threads is None else threads
-    if threads < 1:
-        raise InputError(f"threads must be positive; got {threads}")
+    threads = task_threads(threads, client)
     Kfull = K.to_numpy()
     kpos = K.index.get_indexer(ids)
     Yall = P.to_numpy()
@@ -286,6 +285,8 @@ def heritability(
         "level": level,
     }
 
+    run = uuid.uuid4().hex  # task keys unique to this run (a Dask cluster may outlive it)
+
     def tasks():
         """Per pattern: its rotation (computed here) and its tasks, one per trait batch."""
         for cols in groups:
@@ -297,7 +298,7 @@ def heritability(
             for b0 in range(0, len(cols), trait_batch):
                 Yb = Yall[np.ix_(mask, cols[b0 : b0 + trait_batch])]
                 nb = names[b0 : b0 + trait_batch]
-                key = f"lmmlite-hsq-{id(groups):x}-{len(calls)}-{cols[b0]}"
+                key = f"lmmlite-hsq-{run}-{cols[b0]}"
                 calls.append((key, len(nb), _fit_batch, (Yb, nb, opts)))
             yield rot, calls
 
@@ -308,10 +309,9 @@ def heritability(
         if client is None:
             with LocalTasks(threads, rows.update, bar) as pool:
                 for rot, calls in tasks():
-                    with one_blas_thread():
+                    with pool.single_threaded():
                         for _, work, func, args in calls:
                             pool.submit(work, func, rot, *args)
-                        pool.wait()
         else:
             from .distributed import run_groups
 
@@ -417,6 +417,20 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
+
+
+def task_threads(threads: int | None, client: Any) -> int:
+    """The in-process thread count (default: the cores available); refused with a client,
+    whose workers' threads are the cluster's."""
+    if client is not None and threads is not None:
+        raise InputError(
+            f"threads={threads} is for in-process runs; with a Dask client the cluster's "
+            "worker threads run the tasks"
+        )
+    threads = available_cores() if threads is None else threads
+    if threads < 1:
+        raise InputError(f"threads must be positive; got {threads}")
+    return threads
 
 
 def _warn(out: pd.DataFrame) -> None:

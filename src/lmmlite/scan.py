@@ -41,7 +41,7 @@ from .exceptions import (
 )
 from .io.genotypes import CHUNK_SIZE, GenotypeSource, chromosome_runs
 from .kinship import kinship as compute_kinship
-from .labeled import _design, _kinship_frame, _numeric_frame, available_cores, pattern_groups
+from .labeled import _design, _kinship_frame, _numeric_frame, pattern_groups, task_threads
 
 __all__ = ["SCAN_COLUMNS", "TRAIT_BATCH", "scan"]
 
@@ -258,7 +258,10 @@ def _on_disk(frame: pd.DataFrame, keep: str) -> pd.DataFrame:
 def _reduce_best(frame: pd.DataFrame, keep: str, chrom_code: np.ndarray) -> pd.DataFrame:
     """Each trait's (``max``) or each trait and chromosome's (``peaks``) highest-LOD row; ties
     go to the first marker. ``chrom_code``: an integer code of each marker's chromosome.
-    (Rows are unique per trait and marker.)"""
+    (Rows are unique per trait and marker.) Untestable markers (LOD NaN) are never a best
+    row, as in the per-chunk reduction (``scan_best``): a trait (or trait and chromosome)
+    without a testable marker has no row."""
+    frame = frame[frame["lod"].notna().to_numpy()]
     t = frame["_t"].to_numpy(dtype=np.int64)
     m = frame["_m"].to_numpy(dtype=np.int64)
     group = t if keep == "max" else t * (int(chrom_code.max(initial=0)) + 1) + chrom_code[m]
@@ -266,7 +269,6 @@ def _reduce_best(frame: pd.DataFrame, keep: str, chrom_code: np.ndarray) -> pd.D
     gi = gi.reshape(-1)
     size = int(gi.max(initial=-1)) + 1
     lod = frame["lod"].to_numpy(dtype=float)
-    lod = np.where(np.isnan(lod), -np.inf, lod)  # a NaN row is kept only if all are NaN
     best = np.full(size, -np.inf)
     np.maximum.at(best, gi, lod)
     top = lod == best[gi]
@@ -418,7 +420,8 @@ def scan(
         ``"all"``: every (trait, marker) test; ``"peaks"``: per trait and chromosome the
         marker with the highest LOD, if it reaches ``threshold`` (R/qtl2's ``find_peaks``
         with ``peakdrop=Inf``); ``"max"``: per trait the marker with the highest LOD. With
-        ``peaks`` and ``max`` memory stays bounded by the task size (ties: the first marker).
+        ``peaks`` and ``max`` memory stays bounded by the task size (ties: the first marker;
+        a trait without a testable marker, e.g. all monomorphic, has no row).
     threshold
         LOD threshold of ``keep="peaks"``.
     out
@@ -437,7 +440,7 @@ def scan(
     threads
         In-process: tasks run at once in a thread pool (default: the CPU cores available),
         each single-threaded (BLAS and numba), so that a task computes the same numbers
-        whatever the number of threads, and on a Dask worker.
+        whatever the number of threads, and on a Dask worker. Not with ``client``.
     progress
         ``True``: a progress bar on stderr (tasks done, throughput, time left); a callable is
         called as ``progress(tasks_done, tasks_total)`` after each task.
@@ -463,10 +466,7 @@ def scan(
         )
     if resume and out is None:
         raise InputError("resume needs an output folder (out=...)")
-    if threads is None:
-        threads = available_cores()
-    if threads < 1:
-        raise InputError(f"threads must be positive; got {threads}")
+    threads = task_threads(threads, client)
     kinship_arg = kinship
     P = _numeric_frame(pheno, "phenotypes", PhenotypeError)
     C = None if covar is None else _numeric_frame(covar, "covariates", InputError)
@@ -593,6 +593,8 @@ def scan(
             )
     finally:
         bar.close()
+    if dataset is not None:
+        dataset.check_complete([task.name for task in tasks])
     if dataset is not None and keep == "all":
         dataset.publish_all()
         return None
@@ -625,7 +627,7 @@ def _run_local(genotypes, todo, chunk_size, chunk_key, prep, opts, dataset, coll
             for task in key_tasks:
                 by_batch.setdefault(task.batch, {})[task.start] = task
             for rot, bs in prep.rotations(key, set(by_batch)):
-                with one_blas_thread():
+                with pool.single_threaded():
                     for b in bs:
                         work = prep.work(rot, b)
                         mine = by_batch[b]
@@ -633,17 +635,18 @@ def _run_local(genotypes, todo, chunk_size, chunk_key, prep, opts, dataset, coll
                             blocks: Any = ((a, genotypes.read(a, t.stop)) for a, t in mine.items())
                         else:  # text formats: a sequential pass, skipping the chunks done
                             blocks = genotypes.chunks(chunk_size)
+                        last = max(mine)
                         for start, block in blocks:
                             task = mine.get(start)
-                            if task is None:
-                                continue
-                            path = None if dataset is None else dataset.task_path(task.name)
-                            meta = markers.iloc[task.start : task.stop]
-                            tests = len(work.traits) * (task.stop - task.start)
-                            args = (work, block, meta, task.start, opts, path)
-                            pool.submit(tests, _task_output, *args)
+                            if task is not None:
+                                path = None if dataset is None else dataset.task_path(task.name)
+                                meta = markers.iloc[task.start : task.stop]
+                                tests = len(work.traits) * (task.stop - task.start)
+                                args = (work, block, meta, task.start, opts, path)
+                                pool.submit(tests, _task_output, *args)
+                            if start >= last:  # the rest of the file is not needed
+                                break
                         del work
-                    pool.wait()
 
 
 class _Collector:
@@ -656,6 +659,7 @@ class _Collector:
         self.active = in_memory or keep != "all"
         self.frames: list[pd.DataFrame] = []
         self.rows = 0
+        self.limit = _REDUCE_ROWS
 
     def add(self, frame: pd.DataFrame | int) -> None:
         """A task's frame (a row count: the rows stayed on disk)."""
@@ -663,9 +667,12 @@ class _Collector:
             return
         self.frames.append(frame)
         self.rows += len(frame)
-        if self.keep != "all" and self.rows > _REDUCE_ROWS:
+        if self.keep != "all" and self.rows > self.limit:
             self.frames = [_reduce_best(self.frame(), self.keep, self.chrom_code)]
             self.rows = len(self.frames[0])
+            # the reduced table (a row per trait, or per trait and chromosome) may itself be
+            # large: reduce again only once it has doubled, not after every task
+            self.limit = max(_REDUCE_ROWS, 2 * self.rows)
 
     def frame(self) -> pd.DataFrame:
         if not self.frames:
