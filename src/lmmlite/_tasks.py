@@ -8,6 +8,8 @@ caller computes what tasks share (eigendecompositions, null fits) once, outside 
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from contextlib import contextmanager
@@ -16,8 +18,44 @@ from typing import Any
 from threadpoolctl import threadpool_limits
 
 from .core import _kernels
+from .exceptions import InputError
 
-__all__ = ["LocalTasks", "one_blas_thread", "serially"]
+__all__ = [
+    "LocalTasks",
+    "available_cores",
+    "one_blas_thread",
+    "run_token",
+    "serially",
+    "task_threads",
+]
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def task_threads(threads: int | None, client: Any) -> int:
+    """The in-process thread count (default: the cores available); refused with a client,
+    whose workers' threads are the cluster's."""
+    if client is not None and threads is not None:
+        raise InputError(
+            f"threads={threads} is for in-process runs; with a Dask client the cluster's "
+            "worker threads run the tasks"
+        )
+    threads = available_cores() if threads is None else threads
+    if threads < 1:
+        raise InputError(f"threads must be positive; got {threads}")
+    return threads
+
+
+def run_token() -> str:
+    """A token unique to one run, for its task keys (keys of an earlier run on the same Dask
+    cluster, possibly still known to its scheduler, are never reused)."""
+    return uuid.uuid4().hex
 
 
 def one_blas_thread() -> Any:

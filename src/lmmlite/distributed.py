@@ -1,4 +1,4 @@
-"""Genome scans on a ``dask.distributed`` cluster (``pip install 'lmmlite[dask]'``).
+"""Scans and heritability on a ``dask.distributed`` cluster (``pip install 'lmmlite[dask]'``).
 
 The client computes each eigendecomposition and null fit once and ships them to the cluster
 as data-holding tasks (unlike ``client.scatter``'d data, Dask can rebuild them if the worker
@@ -11,12 +11,12 @@ computes the same numbers wherever it runs.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
+from ._tasks import one_blas_thread, run_token, serially
 from .exceptions import InputError
 
-__all__ = ["local_client", "run_groups", "run_scan_tasks", "run_token"]
+__all__ = ["local_client", "run_groups", "run_scan_tasks"]
 
 
 def _require_dask() -> Any:
@@ -49,9 +49,7 @@ def _blas_single_threaded() -> None:
     tasks, and a task then computes the same numbers as in-process)."""
     global _BLAS_LIMITED
     if not _BLAS_LIMITED:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=1, user_api="blas")  # for the process's life, not restored
+        one_blas_thread()  # not used as a context manager: for the process's life
         _BLAS_LIMITED = True
 
 
@@ -61,8 +59,6 @@ def _identity(x: Any) -> Any:
 
 def _on_worker(func, *args):
     """Run a task on a worker single-threaded (see :mod:`lmmlite._tasks`)."""
-    from ._tasks import serially
-
     _blas_single_threaded()
     return serially(func, *args)
 
@@ -95,35 +91,25 @@ def run_groups(client, groups, collect, bar) -> None:
         fut.release()
 
     try:
-        _submit_groups(client, groups, pending, info, left, slots, finish_one)
+        for g, (shared_obj, calls) in enumerate(groups):
+            # handed over as a task rather than with client.scatter: the scheduler keeps its
+            # specification, so data lost with a worker is rebuilt, not fatal
+            shared = client.submit(_identity, shared_obj, pure=False)
+            for key, work, func, args in calls:
+                fut = client.submit(_on_worker, func, shared, *args, key=key, pure=False)
+                info[fut.key] = (work, g)
+                pending.add(fut)
+            left[g] = len(calls)
+            if not left[g]:
+                del left[g]
+            del shared_obj, shared
+            while pending.has_ready() or (len(left) >= 2 and pending.count() >= slots):
+                finish_one()
         while not pending.is_empty():
             finish_one()
     except BaseException:  # an error, or an interrupt: nothing left running for nothing
         client.cancel(list(pending.futures))
         raise
-
-
-def _submit_groups(client, groups, pending, info, left, slots, finish_one) -> None:
-    for g, (shared_obj, calls) in enumerate(groups):
-        # handed over as a task rather than with client.scatter: the scheduler keeps its
-        # specification, so data lost with a worker is rebuilt, not fatal
-        shared = client.submit(_identity, shared_obj, pure=False)
-        for key, work, func, args in calls:
-            fut = client.submit(_on_worker, func, shared, *args, key=key, pure=False)
-            info[fut.key] = (work, g)
-            pending.add(fut)
-        left[g] = len(calls)
-        if not left[g]:
-            del left[g]
-        del shared_obj, shared
-        while pending.has_ready() or (len(left) >= 2 and pending.count() >= slots):
-            finish_one()
-
-
-def run_token() -> str:
-    """A token unique to one run, for its task keys (keys of an earlier run on the same
-    cluster, possibly still known to the scheduler, are never reused)."""
-    return uuid.uuid4().hex
 
 
 def _scan_task(work, U, source, task, opts, task_path):

@@ -7,8 +7,6 @@ kinship, phenotype and covariate tables are aligned on their sample ids, and eve
 
 from __future__ import annotations
 
-import os
-import uuid
 import warnings
 from collections.abc import Callable, Hashable
 from typing import Any, Literal, NamedTuple
@@ -21,14 +19,13 @@ from ._checks import (
     check_design,
     check_kinship,
     check_phenotypes,
-    clip_eigenvalues,
     format_values,
 )
 from ._progress import Progress
-from ._tasks import LocalTasks
+from ._tasks import LocalTasks, run_token, task_threads
 from .core._fast import RotatedModel
 from .core.inference import hsq_lrt, hsq_profile_ci, hsq_second_derivative
-from .core.lmm import _fit_fast
+from .core.lmm import _fit_fast, eigh_decreasing
 from .exceptions import (
     BoundaryWarning,
     ConvergenceWarning,
@@ -285,7 +282,7 @@ def heritability(
         "level": level,
     }
 
-    run = uuid.uuid4().hex  # task keys unique to this run (a Dask cluster may outlive it)
+    run = run_token()
 
     def tasks():
         """Per pattern: its rotation (computed here) and its tasks, one per trait batch."""
@@ -348,10 +345,8 @@ def _rotation(
             f"samples for p = {p} covariates; need n > p"
         )
     check_design(X, cov_names)
-    K = check_kinship(K)
-    evals, evecs = np.linalg.eigh(K)
-    Kva, _ = clip_eigenvalues(evals[::-1].copy())
-    U = np.ascontiguousarray(evecs[:, ::-1])
+    Kva, evecs, _ = eigh_decreasing(check_kinship(K))
+    U = np.ascontiguousarray(evecs)
     return _Rotation(Kva, U, U.T @ X)
 
 
@@ -409,28 +404,6 @@ def pattern_groups(observed: np.ndarray) -> list[np.ndarray]:
     order = np.argsort(group, kind="stable")
     bounds = np.flatnonzero(np.diff(group[order])) + 1
     return np.split(order, bounds)
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def task_threads(threads: int | None, client: Any) -> int:
-    """The in-process thread count (default: the cores available); refused with a client,
-    whose workers' threads are the cluster's."""
-    if client is not None and threads is not None:
-        raise InputError(
-            f"threads={threads} is for in-process runs; with a Dask client the cluster's "
-            "worker threads run the tasks"
-        )
-    threads = available_cores() if threads is None else threads
-    if threads < 1:
-        raise InputError(f"threads must be positive; got {threads}")
-    return threads
 
 
 def _warn(out: pd.DataFrame) -> None:
@@ -515,10 +488,7 @@ def loglik_profile(
                 f"phenotype {name!r} has n = {n} observed samples for "
                 f"p = {p} covariates; need n > p"
             )
-        Kn = check_kinship(Kfull[np.ix_(kpos[mask], kpos[mask])])
-        evals, evecs = np.linalg.eigh(Kn)
-        Kva, _ = clip_eigenvalues(evals[::-1].copy())
-        U = evecs[:, ::-1]
+        Kva, U, _ = eigh_decreasing(check_kinship(Kfull[np.ix_(kpos[mask], kpos[mask])]))
         y = P[name].to_numpy()[mask]
         X = X_all.to_numpy()[mask]
         check_design(X, list(X_all.columns))

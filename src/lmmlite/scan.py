@@ -17,10 +17,11 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import pandas as pd
 
-from ._checks import check_design, check_kinship, check_phenotypes, clip_eigenvalues, format_values
+from ._checks import check_design, check_kinship, check_phenotypes, format_values
 from ._dataset import ScanDataset, frame_sha256, write_task
 from ._progress import Progress
-from ._tasks import LocalTasks, one_blas_thread
+from ._tasks import LocalTasks, one_blas_thread, task_threads
+from .core.lmm import eigh_decreasing
 from .core.scan import (
     FixedParts,
     NullModel,
@@ -41,7 +42,7 @@ from .exceptions import (
 )
 from .io.genotypes import CHUNK_SIZE, GenotypeSource, chromosome_runs
 from .kinship import kinship as compute_kinship
-from .labeled import _design, _kinship_frame, _numeric_frame, pattern_groups, task_threads
+from .labeled import _design, _kinship_frame, _numeric_frame, pattern_groups
 
 __all__ = ["SCAN_COLUMNS", "TRAIT_BATCH", "scan"]
 
@@ -108,9 +109,8 @@ class _Pattern:
         if center:  # GEMMA: K <- P K P, P = I - 11'/n, over the analysed samples
             Ks = Ks - Ks.mean(axis=0, keepdims=True)
             Ks = Ks - Ks.mean(axis=1, keepdims=True)
-        evals, evecs = np.linalg.eigh(Ks)
-        Kva, _ = clip_eigenvalues(evals[::-1].copy())
-        return Kva, np.ascontiguousarray(evecs[:, ::-1])
+        Kva, evecs, _ = eigh_decreasing(Ks)
+        return Kva, np.ascontiguousarray(evecs)
 
 
 class _Batch:
@@ -620,7 +620,6 @@ def _run_local(genotypes, todo, chunk_size, chunk_key, prep, opts, dataset, coll
     file per batch) and tested by ``threads`` single-threaded tasks (:mod:`lmmlite._tasks`),
     while the next batch is fitted. A pattern's eigendecomposition waits for the pool to be
     idle, so that it may use every core, as in a Dask run's client."""
-    markers = genotypes.markers
     with LocalTasks(threads, collect.add, bar) as pool:
         for key, key_tasks in _key_order(todo, chunk_key).items():
             by_batch: dict[int, dict[int, _Task]] = {}
@@ -630,23 +629,31 @@ def _run_local(genotypes, todo, chunk_size, chunk_key, prep, opts, dataset, coll
                 with pool.single_threaded():
                     for b in bs:
                         work = prep.work(rot, b)
-                        mine = by_batch[b]
-                        if genotypes.random_access:
-                            blocks: Any = ((a, genotypes.read(a, t.stop)) for a, t in mine.items())
-                        else:  # text formats: a sequential pass, skipping the chunks done
-                            blocks = genotypes.chunks(chunk_size)
-                        last = max(mine)
-                        for start, block in blocks:
-                            task = mine.get(start)
-                            if task is not None:
-                                path = None if dataset is None else dataset.task_path(task.name)
-                                meta = markers.iloc[task.start : task.stop]
-                                tests = len(work.traits) * (task.stop - task.start)
-                                args = (work, block, meta, task.start, opts, path)
-                                pool.submit(tests, _task_output, *args)
-                            if start >= last:  # the rest of the file is not needed
-                                break
+                        for tests, args in _batch_tasks(
+                            genotypes, chunk_size, work, by_batch[b], opts, dataset
+                        ):
+                            pool.submit(tests, _task_output, *args)
                         del work
+
+
+def _batch_tasks(genotypes, chunk_size, work, mine, opts, dataset):
+    """A trait batch's in-process tasks (``mine``: by first marker) with their chunks read:
+    ``(tests, arguments of _task_output)``. Text formats are read in one sequential pass,
+    skipping the chunks done and stopping after the last one needed."""
+    if genotypes.random_access:
+        blocks: Any = ((a, genotypes.read(a, t.stop)) for a, t in mine.items())
+    else:
+        blocks = genotypes.chunks(chunk_size)
+    last = max(mine)
+    for start, block in blocks:
+        task = mine.get(start)
+        if task is not None:
+            path = None if dataset is None else dataset.task_path(task.name)
+            meta = genotypes.markers.iloc[task.start : task.stop]
+            tests = len(work.traits) * (task.stop - task.start)
+            yield tests, (work, block, meta, task.start, opts, path)
+        if start >= last:
+            break
 
 
 class _Collector:

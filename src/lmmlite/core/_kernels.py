@@ -44,6 +44,7 @@ except ImportError:  # pragma: no cover - exercised only without numba
 __all__ = [
     "HAVE_NUMBA",
     "best_markers",
+    "fixed_den",
     "gram_items",
     "loglik_items",
     "residualise",
@@ -698,6 +699,14 @@ def fit_items(iy, im, lam, qcols, Yt, Mt, logdet_mm, reml, lower, upper, tol, sq
     return x, fx, neval, done
 
 
+def fixed_den(msm, msq, C, row):
+    """den = m'Sm - (m'SQ) C (Q'Sm) per trait and marker (t, mb) of the fixed-hsq scan, from
+    ``msm`` (u, mb) and ``msq`` (p, u, mb) per distinct heritability, trait j's being row
+    ``row[j]``, and ``C`` (t, p, p) (NumPy; the kernel :func:`_best_markers` fuses it)."""
+    msq = msq[:, row]
+    return msm[row] - np.einsum("atr,tab,btr->tr", msq, C, msq)
+
+
 def best_markers(
     num, msm, msq, C, row, offset, best_q, best_i, best_num, best_den, *, use_numba=None
 ):
@@ -710,8 +719,7 @@ def best_markers(
         kernel = _best_markers_parallel if _parallel(num.size) else _best_markers_serial
         kernel(num, msm, msq, C, row, offset, best_q, best_i, best_num, best_den)
         return
-    msq = msq[:, row]
-    den = msm[row] - np.einsum("atr,tab,btr->tr", msq, C, msq)
+    den = fixed_den(msm, msq, C, row)
     with np.errstate(invalid="ignore", divide="ignore"):
         q = np.where(den > 0.0, num * num / den, -1.0)
     q = np.where(np.isnan(q), -1.0, q)

@@ -63,6 +63,16 @@ def _check_engine(engine: str) -> None:
         raise InputError(f"engine must be 'fast' or 'reference'; got {engine!r}")
 
 
+def eigh_decreasing(K: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Eigendecomposition of a checked kinship (:func:`check_kinship`) in R's ``eigen``
+    order: eigenvalues decreasing, clipped by :func:`clip_eigenvalues`; the eigenvectors as
+    columns in the same order (a reversed view of LAPACK's); the number of negative
+    eigenvalues set to zero."""
+    evals, evecs = np.linalg.eigh(K)
+    Kva, n_clipped = clip_eigenvalues(evals[::-1].copy())
+    return Kva, evecs[:, ::-1], n_clipped
+
+
 def eigen_rotation(K: Any, y: Any, X: Any = None) -> EigenRotation:
     """Eigendecompose the kinship and rotate phenotypes and covariates.
 
@@ -96,9 +106,8 @@ def eigen_rotation(K: Any, y: Any, X: Any = None) -> EigenRotation:
     Kva_unclipped = np.zeros(n)
     # y and X are checked against n before the decomposition (cheap errors first)
     _Kva, y2, X2, single = check_model_arrays(Kva_unclipped, y, X)
-    evals, evecs = np.linalg.eigh(K)
-    evals, n_clipped = clip_eigenvalues(evals[::-1].copy())
-    Kve_t = np.ascontiguousarray(evecs[:, ::-1].T)
+    evals, evecs, n_clipped = eigh_decreasing(K)
+    Kve_t = np.ascontiguousarray(evecs.T)
     # (y' U)' is Kve_t @ y laid out trait by trait in memory, the fast engine's layout
     y_rot = (y2.T @ Kve_t.T).T
     X_rot = Kve_t @ X2

@@ -433,8 +433,7 @@ def scan_fixed_gemm(
     for s, nb, msm, msq in blocks:
         e = s + nb.shape[1]
         num[:, s:e] = nb
-        msq = msq[:, parts.row]
-        den[:, s:e] = msm[parts.row] - np.einsum("atr,tab,btr->tr", msq, parts.C, msq)
+        den[:, s:e] = _kernels.fixed_den(msm, msq, parts.C, parts.row)
     out = _fixed_stats(parts, num, den, n, null.model.p)
     res: dict[str, np.ndarray] = {}
     for key, val in out.items():
