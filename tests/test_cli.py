@@ -10,22 +10,23 @@ import numpy as np
 import pytest
 
 import lmmlite
-from conftest import RECLA
+from conftest import recla_files
 from lmmlite.cli import main
 from lmmlite.io.tables import read_table
 
+FILES = recla_files()
 INPUTS = [
     "--kinship",
-    str(RECLA / "kinship.csv"),
+    str(FILES["kinship"]),
     "--pheno",
-    str(RECLA / "pheno.csv"),
+    str(FILES["pheno"]),
     "--covar",
-    str(RECLA / "covar.csv"),
+    str(FILES["covar"]),
 ]
 
 
 def _api(**kw):
-    K, P, C = (read_table(RECLA / f"{n}.csv") for n in ("kinship", "pheno", "covar"))
+    K, P, C = (read_table(FILES[n]) for n in ("kinship", "pheno", "covar"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", lmmlite.BoundaryWarning)
         return lmmlite.heritability(K, P, C, **kw)
@@ -73,27 +74,27 @@ def test_herit__missing_and_empty_files(tmp_path, capsys):
     _bad(
         tmp_path,
         capsys,
-        ["herit", "--kinship", str(RECLA / "kinship.csv"), "--pheno", str(tmp_path / "p.csv")],
+        ["herit", "--kinship", str(FILES["kinship"]), "--pheno", str(tmp_path / "p.csv")],
         "is empty",
     )
 
 
 def test_herit__non_numeric_column_and_mismatched_ids(tmp_path, capsys):
-    P = read_table(RECLA / "pheno.csv")
+    P = read_table(FILES["pheno"])
     P2 = P.astype(object)
     P2.iloc[3, 2] = "n/a?"
     P2.to_csv(tmp_path / "p.csv")
     _bad(
         tmp_path,
         capsys,
-        ["herit", "--kinship", str(RECLA / "kinship.csv"), "--pheno", str(tmp_path / "p.csv")],
+        ["herit", "--kinship", str(FILES["kinship"]), "--pheno", str(tmp_path / "p.csv")],
         "non-numeric column",
     )
     P.rename(index={P.index[0]: "ghost"}).to_csv(tmp_path / "q.csv")
     _bad(
         tmp_path,
         capsys,
-        ["herit", "--kinship", str(RECLA / "kinship.csv"), "--pheno", str(tmp_path / "q.csv")],
+        ["herit", "--kinship", str(FILES["kinship"]), "--pheno", str(tmp_path / "q.csv")],
         "ghost",
     )
 
@@ -166,3 +167,27 @@ def test_demo__writes_table_and_plot(tmp_path):
     assert main(["demo", "--samples", "120", "--traits", "3", "--outdir", str(tmp_path)]) == 0
     assert (tmp_path / "profile.png").stat().st_size > 1000
     assert len(read_table(tmp_path / "heritability.csv")) == 3
+
+
+def test_main__returns_promptly_after_a_foreign_warning():
+    # A command whose work emits a warning of another library (NumPy, Dask): main() once
+    # replayed such warnings inside its recording context, which recorded them again while
+    # iterating over them, an endless loop that filled memory. Run in a subprocess so that a
+    # regression fails on the timeout instead of hanging the suite.
+    code = (
+        "import warnings, lmmlite.cli as cli\n"
+        "def handler(args):\n"
+        "    warnings.warn('Mean of empty slice', RuntimeWarning)\n"
+        "    warnings.warn('Mean of empty slice', RuntimeWarning)\n"
+        "    warnings.warn('Port 8787 is already in use', UserWarning)\n"
+        "cli._demo = handler\n"
+        "raise SystemExit(cli.main(['demo']))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    lines = res.stderr.splitlines()
+    # each distinct foreign warning is shown once, with its class
+    assert lines == [
+        "lmmlite: warning: RuntimeWarning: Mean of empty slice",
+        "lmmlite: warning: UserWarning: Port 8787 is already in use",
+    ]

@@ -19,6 +19,10 @@ DENSE_RTOL = 1e-10
 #: The brute-force optimiser locates hsq to 1e-10; lmmlite stops at Brent's tol (1e-9 here)
 #: and a maximum's location is only determined to about sqrt(eps) ~ 1e-8 by function values.
 BRUTE_HSQ_ATOL = 1e-6
+#: Rounding error of one dense log likelihood (Cholesky of a 60 x 60 covariance whose condition
+#: number is below 1/(0.02 (1 - h)), then a log density): a few thousand eps relative, bounded
+#: here by 1e-12; it sets the accuracy of finite differences of the dense likelihood.
+DENSE_LOGLIK_RTOL = 1e-12
 HSQ_GRID = np.array([0.0, 1e-6, 0.05, 0.2, 0.37, 0.5, 0.81, 0.99, 1.0 - 1e-9, 1.0])
 
 
@@ -92,12 +96,22 @@ def test_hsq_second_derivative__equals_numerical_curvature(hsq, seed, reml):
     K, y, X = _simulated(hsq, seed)
     e = lmmlite.eigen_rotation(K, y, X)
     model = RotatedModel(e.Kva, e.y[:, None], e.X)
+    step = 1e-3
+
+    def second_difference(h: float, s: float) -> float:
+        f = [dense_loglik(h + k * s, K, y, X, reml=reml) for k in (-1, 0, 1)]
+        return (f[0] - 2 * f[1] + f[2]) / s**2
+
     for h in (0.2, 0.5, 0.7):
         d2 = hsq_second_derivative(model, np.array([h]), np.array([0]), reml)[0]
-        step = 1e-4  # truncation O(step^2) ~ 1e-8, rounding ~ eps * |l| / step^2 ~ 1e-6
-        f = [dense_loglik(h + k * step, K, y, X, reml=reml) for k in (-1, 0, 1)]
-        numeric = (f[0] - 2 * f[1] + f[2]) / step**2
-        assert d2 == pytest.approx(numeric, rel=1e-4)
+        # Richardson extrapolation of second differences with steps s and 2s: truncation
+        # O(s^4) ~ 1e-12; rounding of the dense log likelihood (DENSE_LOGLIK_RTOL x |l|)
+        # divided by s^2, times (4 x 4 + 4 / 4) / 3 < 6. The curvature itself may be near
+        # zero, so the tolerance is that absolute error bound, not a relative one.
+        numeric = (4 * second_difference(h, step) - second_difference(h, 2 * step)) / 3
+        ll = abs(dense_loglik(h, K, y, X, reml=reml))
+        tol = 6 * DENSE_LOGLIK_RTOL * ll / step**2 + 1e-6 * abs(numeric)
+        assert abs(d2 - numeric) <= tol
 
 
 def test_hsq_inference__profile_interval_ends_hit_the_chi_square_cut(small_problem):

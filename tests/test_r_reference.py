@@ -1,4 +1,5 @@
-"""Golden values from R/lmmlite (see ../shared/data/README.md for how each was produced)."""
+"""Golden values from R/lmmlite (tests/data/README.md and ../shared/data/README.md say how each
+was produced)."""
 
 from __future__ import annotations
 

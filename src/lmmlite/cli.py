@@ -608,6 +608,28 @@ def _demo(args: argparse.Namespace) -> None:
     print(f"\nwrote {outdir / 'heritability.csv'} and {outdir / 'profile.png'}")
 
 
+def _report_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """Print the warnings recorded during a command, once each, after it has run.
+
+    lmmlite's own warnings (boundary estimates, dropped samples, ...) are meant for the user
+    and are printed as ``lmmlite: warning: <message>``. Warnings of other libraries (a NumPy
+    RuntimeWarning, a Dask UserWarning) are printed too, with their class named
+    (``lmmlite: warning: RuntimeWarning: <message>``), so that nothing is hidden; lmmlite
+    avoids causing them for conditions it expects. Each distinct warning is printed once.
+    """
+    seen: set[tuple[str, str]] = set()
+    for w in caught:
+        key = (w.category.__name__, str(w.message))
+        if key in seen:
+            continue
+        seen.add(key)
+        msg = " ".join(str(w.message).split())
+        if issubclass(w.category, LmmliteWarning):
+            print(f"lmmlite: warning: {msg}", file=sys.stderr)
+        else:
+            print(f"lmmlite: warning: {w.category.__name__}: {msg}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lmmlite`` command; returns the exit status."""
     parser = _parser()
@@ -620,17 +642,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plot": _plot,
         "demo": _demo,
     }
+    caught: list[warnings.WarningMessage] = []
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", LmmliteWarning)
-            try:
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
                 handlers[args.command](args)
-            finally:
-                for w in caught:
-                    if issubclass(w.category, LmmliteWarning):
-                        print(f"lmmlite: warning: {w.message}", file=sys.stderr)
-                    else:
-                        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        finally:
+            # replayed only after the recording context is closed: printing a warning inside
+            # it would record it again (an endless loop on any foreign warning)
+            _report_warnings(caught)
     except (LmmliteError, ValueError, OSError, ImportError) as exc:
         msg = " ".join(str(exc).split()) or type(exc).__name__
         print(f"lmmlite: error: {msg}", file=sys.stderr)

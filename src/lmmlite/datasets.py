@@ -85,7 +85,8 @@ def load_recla(
     Parameters
     ----------
     path
-        A folder with ``kinship.csv``, ``pheno.csv`` and ``covar.csv`` (first column: id), or a
+        A folder with ``kinship.csv``, ``pheno.csv`` and ``covar.csv`` (first column: id; each
+        may be gzip-compressed, ``.csv.gz``), or a
         ``recla.RData`` file. If omitted, ``$LMMLITE_RECLA`` is used when set; otherwise
         R/lmmlite's ``recla.RData`` is downloaded once into the user cache (see
         :func:`cache_dir`) and its SHA-256 checked.
@@ -106,7 +107,10 @@ def load_recla(
         return _read_rdata(p)
     if not p.is_dir():
         raise FileFormatError(f"recla data not found at {str(p)!r}")
-    tables = [read_table(p / f"{name}.csv", name) for name in ("kinship", "pheno", "covar")]
+    tables = []
+    for name in ("kinship", "pheno", "covar"):
+        plain = p / f"{name}.csv"
+        tables.append(read_table(plain if plain.is_file() else p / f"{name}.csv.gz", name))
     return tables[0], tables[1], tables[2]
 
 
