@@ -9,8 +9,8 @@ import pytest
 from scipy import stats
 
 import lmmlite
-from lmmlite.core._fast import RotatedModel
 from lmmlite.core.inference import CI_XTOL, hsq_second_derivative
+from lmmlite.core.model import RotatedModel
 from reference.dense import brute_force_fit, dense_gls, dense_loglik
 
 #: Rotation and dense solves agree to rounding; the log likelihood is O(100), so 1e-10

@@ -149,14 +149,14 @@ def test_in_process__one_trait_batch_at_a_time(data):
     batches (the one being tested and the next) are alive at any time."""
     import gc
 
-    from lmmlite.scan import _Work
+    from lmmlite.planner import BatchWork
 
     G, ids, markers, P = data
     src = ArraySource(G, ids, markers)
     alive = []
 
     def count(done=0, total=0):
-        alive.append(sum(isinstance(o, _Work) for o in gc.get_objects()))
+        alive.append(sum(isinstance(o, BatchWork) for o in gc.get_objects()))
 
     gc.collect()
     count()  # left by earlier tests (the Dask client's caches)

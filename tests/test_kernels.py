@@ -1,4 +1,5 @@
-"""The numba kernels against their NumPy twins and against plain formulas."""
+"""The numba kernels against their NumPy twins (each public function of lmmlite.core._kernels
+with ``use_numba=True`` and ``False``) and against plain formulas."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 
 from lmmlite.core import _kernels
 
-pytestmark = pytest.mark.skipif(not _kernels.HAVE_NUMBA, reason="numba kernels disabled")
+pytestmark = pytest.mark.skipif(not _kernels.NUMBA_ENABLED, reason="numba kernels disabled")
 
 
 def _data(n, p, k, t, m_markers, seed=0, lam=None):
@@ -15,11 +16,10 @@ def _data(n, p, k, t, m_markers, seed=0, lam=None):
     if lam is None:
         lam = np.sort(rng.uniform(0, 3, n))[::-1].copy()
     Q = np.linalg.qr(rng.standard_normal((n, p)))[0] if p else np.empty((n, 0))
-    qcols = tuple(np.ascontiguousarray(Q[:, a]) for a in range(p))
     Yt = rng.standard_normal((t, n))
     Mt = rng.standard_normal((m_markers, k, n))
     logdet_mm = rng.standard_normal(m_markers)
-    return lam, qcols, Yt, Mt, logdet_mm
+    return lam, np.ascontiguousarray(Q.T), Yt, Mt, logdet_mm
 
 
 @pytest.mark.parametrize(("p", "k"), [(1, 0), (2, 0), (3, 0), (1, 1), (2, 2), (3, 2), (4, 3)])
@@ -27,17 +27,17 @@ def _data(n, p, k, t, m_markers, seed=0, lam=None):
 @pytest.mark.parametrize("m", [5, 700])  # serial and parallel builds
 def test_loglik_items__numba_equals_numpy(p, k, reml, m):
     n, t, mk = 257, 4, 3  # n not a multiple of the 64-factor block
-    lam, qcols, Yt, Mt, ldm = _data(n, p, k, t, mk, seed=p * 10 + k)
+    lam, Q, Yt, Mt, ldm = _data(n, p, k, t, mk, seed=p * 10 + k)
     rng = np.random.default_rng(1)
     h = rng.uniform(0, 1, m)
     h[:3] = [0.0, 1.0, 0.5]
     iy = rng.integers(0, t, m)
     im = rng.integers(0, mk, m)
-    fast = _kernels.loglik_items(h, iy, im, lam, qcols, Yt, Mt, ldm, reml, use_numba=True)
-    slow = _kernels.loglik_items(h, iy, im, lam, qcols, Yt, Mt, ldm, reml, use_numba=False)
+    fast = _kernels.loglik_items(h, iy, im, lam, Q, Yt, Mt, ldm, reml, use_numba=True)
+    slow = _kernels.loglik_items(h, iy, im, lam, Q, Yt, Mt, ldm, reml, use_numba=False)
     np.testing.assert_allclose(fast, slow, rtol=1e-12)
-    G1, L1 = _kernels.gram_items(h, iy, im, lam, qcols, Yt, Mt, use_numba=True)
-    G2, L2 = _kernels.gram_items(h, iy, im, lam, qcols, Yt, Mt, use_numba=False)
+    G1, L1 = _kernels.gram_items(h, iy, im, lam, Q, Yt, Mt, use_numba=True)
+    G2, L2 = _kernels.gram_items(h, iy, im, lam, Q, Yt, Mt, use_numba=False)
     np.testing.assert_allclose(G1, G2, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(L1, L2, rtol=1e-13)
 
@@ -53,7 +53,7 @@ def test_loglik_items__numba_equals_numpy(p, k, reml, m):
 def test_loglik_items__log_determinant_handles_extreme_eigenvalues(lam):
     lam = np.sort(lam)[::-1].copy()
     n = lam.size
-    _, qcols, Yt, Mt, _ = _data(n, 1, 0, 1, 1, lam=lam)
+    _, Q, Yt, Mt, _ = _data(n, 1, 0, 1, 1, lam=lam)
     for h in (0.3, 0.999999, 1.0):
         d = h * lam + (1 - h)  # the kernel's order: (h lam + 1) - h would lose 1e-300
         with np.errstate(divide="ignore"):
@@ -63,7 +63,7 @@ def test_loglik_items__log_determinant_handles_extreme_eigenvalues(lam):
             np.zeros(1, np.int64),
             np.zeros(1, np.int64),
             lam,
-            qcols,
+            Q,
             Yt,
             Mt,
             use_numba=True,

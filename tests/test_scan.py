@@ -305,8 +305,8 @@ def test_fixed_gemm__traits_sharing_an_hsq_equal_the_per_pair_kernel():
     want = scan_chunk(null, Mt.copy(), mode="fixed", hsq_fixed=h)
     got = scan_fixed_gemm(null, Mt.copy(), hsq_fixed=h)
     for key in ("lod", "beta", "se", "p_wald", "loglik"):
-        np.testing.assert_allclose(got[key], want[key], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(getattr(got, key), getattr(want, key), rtol=1e-9, atol=1e-12)
     null.hsq_reml = h  # scan_best holds the null REML fits
-    idx, stats = scan_best(null, Mt.copy(), mode="fixed")
-    np.testing.assert_array_equal(idx, np.argmax(want["lod"], axis=0))
-    np.testing.assert_allclose(stats["lod"], want["lod"].max(axis=0), rtol=1e-9)
+    idx, best = scan_best(null, Mt.copy(), mode="fixed")
+    np.testing.assert_array_equal(idx, np.argmax(want.lod, axis=0))
+    np.testing.assert_allclose(best.lod, want.lod.max(axis=0), rtol=1e-9)

@@ -13,8 +13,8 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import lmmlite
 from lmmlite._dataset import ScanDataset
-from lmmlite._tasks import LocalTasks
 from lmmlite.exceptions import InputError, LmmliteError
+from lmmlite.executors import Call, Group, LocalExecutor, Stage
 from lmmlite.io.genotypes import ArraySource
 
 _BLAS = [i for i in threadpool_info() if i["user_api"] == "blas"]
@@ -30,7 +30,7 @@ class _Bar:
 
 
 @pytest.mark.skipif(not _BLAS, reason="no BLAS that threadpoolctl controls")
-def test_local_tasks__interrupted_run_finishes_its_tasks_single_threaded():
+def test_local_executor__interrupted_run_finishes_its_tasks_single_threaded():
     """Tasks still running when the caller is interrupted are waited for (they may write
     task files that a resumed run trusts) before BLAS gets its threads back."""
     seen: list[int] = []
@@ -42,14 +42,18 @@ def test_local_tasks__interrupted_run_finishes_its_tasks_single_threaded():
         seen.append(_blas_threads())
         return i
 
+    def calls():
+        yield Call("a", 1, task, (0,))
+        yield Call("b", 1, task, (1,))
+        started.wait(5)
+        raise KeyboardInterrupt  # the caller is interrupted while tasks run
+
+    def groups(_):
+        yield Group((), calls())
+
     with threadpool_limits(limits=2, user_api="blas"):
         with pytest.raises(KeyboardInterrupt):
-            with LocalTasks(2, lambda r: None, _Bar()) as pool:
-                with pool.single_threaded():
-                    pool.submit(1, task, 0)
-                    pool.submit(1, task, 1)
-                    started.wait(5)
-                    raise KeyboardInterrupt
+            LocalExecutor(2).run([Stage(lambda: None, groups)], lambda r: None, _Bar())
         assert _blas_threads() == 2  # the limit is lifted afterwards
     assert seen and set(seen) == {1}
 

@@ -363,8 +363,8 @@ def _parallel_options(args: argparse.Namespace, client: Any) -> dict[str, Any]:
 
 
 def _herit(args: argparse.Namespace) -> None:
+    from .heritability import heritability
     from .io.tables import write_table
-    from .labeled import heritability
 
     if not (np.isfinite(args.tol) and args.tol > 0):
         raise LmmliteError(f"--tol must be a positive number; got {args.tol}")
@@ -391,8 +391,8 @@ def _herit(args: argparse.Namespace) -> None:
 
 
 def _profile(args: argparse.Namespace) -> None:
+    from .heritability import heritability, loglik_profile
     from .io.tables import write_table
-    from .labeled import heritability, loglik_profile
 
     if args.out:
         _check_output(args.out)
@@ -474,7 +474,7 @@ def _dask_client(args: argparse.Namespace) -> Iterator[Any]:
         return
     if args.threads is not None:
         raise LmmliteError("--threads is for in-process runs; with --dask use --workers")
-    from .distributed import _require_dask, local_client
+    from .distributed import local_client, require_dask
 
     if args.dask == "local":
         client = local_client(args.workers)
@@ -482,7 +482,7 @@ def _dask_client(args: argparse.Namespace) -> Iterator[Any]:
         if args.workers is not None:
             raise LmmliteError("--workers applies to --dask local, not to a running scheduler")
         try:
-            client = _require_dask().Client(args.dask, timeout="20s")
+            client = require_dask().Client(args.dask, timeout="20s")
         except (OSError, TimeoutError) as exc:
             raise LmmliteError(f"cannot reach the Dask scheduler at {args.dask!r}: {exc}") from None
     try:
@@ -583,8 +583,8 @@ def _plot(args: argparse.Namespace) -> None:
 
 def _demo(args: argparse.Namespace) -> None:
     from .datasets import simulate
+    from .heritability import heritability, loglik_profile
     from .io.tables import write_table
-    from .labeled import heritability, loglik_profile
     from .plot import plot_profile
 
     outdir = Path(args.outdir)

@@ -1,25 +1,27 @@
-"""Scans and heritability on a ``dask.distributed`` cluster (``pip install 'lmmlite[dask]'``).
+"""The Dask executor: stages of tasks on a ``dask.distributed`` cluster
+(``pip install 'lmmlite[dask]'``).
 
-The client computes each eigendecomposition and null fit once and ships them to the cluster
-as data-holding tasks (unlike ``client.scatter``'d data, Dask can rebuild them if the worker
-holding them dies); every task (trait batch x marker chunk) runs on a worker, which reads its
-genotype chunk from the input file itself and, with an output folder, writes its own result
-file (atomically). A worker lost mid-run has its tasks rescheduled by Dask. Tasks run
+The client runs each stage's setup (an eigendecomposition) and plans its groups; each group's
+shared objects are handed to the cluster once, as data-holding tasks (unlike
+``client.scatter``'d data, Dask can rebuild them if the worker holding them dies), and every
+task runs on a worker. A worker lost mid-run has its tasks rescheduled by Dask. Tasks run
 single-threaded (BLAS and numba), as in-process: the parallelism is across tasks, and a task
-computes the same numbers wherever it runs.
+computes the same numbers wherever it runs. This module knows nothing of what the tasks do.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from ._tasks import one_blas_thread, run_token, serially
 from .exceptions import InputError
+from .executors import Stage, one_blas_thread, serially
 
-__all__ = ["local_client", "run_groups", "run_scan_tasks"]
+__all__ = ["DaskExecutor", "local_client", "require_dask"]
 
 
-def _require_dask() -> Any:
+def require_dask() -> Any:
+    """The ``distributed`` module, or an ImportError saying how to install it."""
     try:
         import distributed
     except ImportError:  # pragma: no cover - depends on the environment
@@ -31,7 +33,7 @@ def local_client(workers: int | None = None) -> Any:
     """A client of a new ``LocalCluster`` with ``workers`` single-threaded worker processes."""
     if workers is not None and workers < 1:
         raise InputError(f"a local Dask cluster needs at least one worker; got {workers}")
-    distributed = _require_dask()
+    distributed = require_dask()
     cluster = distributed.LocalCluster(
         n_workers=workers,
         threads_per_worker=1,
@@ -57,97 +59,80 @@ def _identity(x: Any) -> Any:
     return x
 
 
-def _on_worker(func, *args):
-    """Run a task on a worker single-threaded (see :mod:`lmmlite._tasks`)."""
+def _on_worker(func: Callable[..., Any], *args: Any) -> Any:
+    """Run a task on a worker single-threaded (see :mod:`lmmlite.executors`)."""
     _blas_single_threaded()
     return serially(func, *args)
 
 
-def run_groups(client, groups, collect, bar) -> None:
-    """Run groups of tasks on the cluster and collect their results as they finish.
+class DaskExecutor:
+    """Runs stages on the cluster of ``client``, collecting results as they finish.
 
-    ``groups`` yields ``(shared, calls)``: an object the group's tasks share (handed over
-    once, when the group is submitted) and its tasks ``(key, work, func, args)``, each run as
-    ``func(shared, *args)`` on a worker; ``collect(result)`` and ``bar.update(work)`` follow
-    in this thread. Futures in ``args`` are passed as their values. A new group is submitted
-    only while fewer than two groups are unfinished or fewer than two tasks per worker thread
-    are pending, so the workers hold a bounded number of shared objects however many groups
-    there are (and the client computes the next group while they work).
+    A new group is submitted only while fewer than two groups are unfinished or fewer than
+    two tasks per worker thread are pending, so the workers hold a bounded number of shared
+    objects however many groups there are (and the client plans the next group while they
+    work). A shared object is handed over once for as long as consecutive groups share it
+    (the same Python object).
     """
-    distributed = _require_dask()
-    pending = distributed.as_completed()
-    info: dict[str, tuple[int, int]] = {}  # task key -> (work, group)
-    left: dict[int, int] = {}  # group -> its unfinished tasks
-    slots = 2 * max(1, sum(client.nthreads().values()))
 
-    def finish_one() -> None:
-        fut = next(pending)
-        collect(fut.result())
-        work, g = info.pop(fut.key)
-        bar.update(work)
-        left[g] -= 1
-        if not left[g]:
-            del left[g]
-        fut.release()
+    shares_memory = False
 
-    try:
-        for g, (shared_obj, calls) in enumerate(groups):
-            # handed over as a task rather than with client.scatter: the scheduler keeps its
-            # specification, so data lost with a worker is rebuilt, not fatal
-            shared = client.submit(_identity, shared_obj, pure=False)
-            for key, work, func, args in calls:
-                fut = client.submit(_on_worker, func, shared, *args, key=key, pure=False)
-                info[fut.key] = (work, g)
-                pending.add(fut)
-            left[g] = len(calls)
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def run(self, stages: Iterable[Stage], collect: Callable[[Any], None], bar: Any) -> None:
+        distributed = require_dask()
+        client = self.client
+        pending = distributed.as_completed()
+        info: dict[str, tuple[int, int]] = {}  # task key -> (work, group)
+        left: dict[int, int] = {}  # group -> its unfinished tasks
+        slots = 2 * max(1, sum(client.nthreads().values()))
+        handed: dict[int, tuple[Any, Any]] = {}  # id(object) -> (object, its future)
+
+        def finish_one() -> None:
+            fut = next(pending)
+            collect(fut.result())
+            work, g = info.pop(fut.key)
+            bar.update(work)
+            left[g] -= 1
             if not left[g]:
                 del left[g]
-            del shared_obj, shared
-            while pending.has_ready() or (len(left) >= 2 and pending.count() >= slots):
+            fut.release()
+
+        def hand_over(objects: tuple[Any, ...]) -> list[Any]:
+            nonlocal handed
+            now = {}
+            for obj in objects:
+                old = handed.get(id(obj))
+                # handed over as a task rather than with client.scatter: the scheduler keeps
+                # its specification, so data lost with a worker is rebuilt, not fatal
+                fut = old[1] if old is not None else client.submit(_identity, obj, pure=False)
+                now[id(obj)] = (obj, fut)
+            handed = now  # objects no longer shared are released once their tasks finish
+            return [now[id(obj)][1] for obj in objects]
+
+        g = 0
+        try:
+            for stage in stages:
+                context = stage.setup()
+                for group in stage.groups(context):
+                    shared = hand_over(group.shared)
+                    n = 0
+                    for call in group.calls:
+                        fut = client.submit(
+                            _on_worker, call.func, *shared, *call.args, key=call.key, pure=False
+                        )
+                        info[fut.key] = (call.work, g)
+                        pending.add(fut)
+                        n += 1
+                    if n:
+                        left[g] = n
+                    g += 1
+                    del shared
+                    while pending.has_ready() or (len(left) >= 2 and pending.count() >= slots):
+                        finish_one()
+            while not pending.is_empty():
                 finish_one()
-        while not pending.is_empty():
-            finish_one()
-    except BaseException:  # an error, or an interrupt: nothing left running for nothing
-        client.cancel(list(pending.futures))
-        raise
-
-
-def _scan_task(work, U, source, task, opts, task_path):
-    """A scan task on a worker: read the chunk, test it, write the task file (``U``: the
-    batch's rotation, handed over once for all batches that share it)."""
-    from .scan import _task_output
-
-    work = work._replace(U=U)
-    block = source.read(task.start, task.stop)
-    meta = source.markers.iloc[task.start : task.stop]
-    return _task_output(work, block, meta, task.start, opts, task_path)
-
-
-def run_scan_tasks(client, genotypes, todo, chunk_key, works, opts, dataset, collect, bar):
-    """The scan's tasks, one kinship key and trait batch at a time (a batch's null fits
-    handed over once, as soon as they are computed); workers read their chunks themselves."""
-    from .scan import _key_order
-
-    source = client.submit(_identity, genotypes, pure=False)
-    run = run_token()
-
-    def groups():
-        rotation = U = None
-        for key, key_tasks in _key_order(todo, chunk_key).items():
-            by_batch: dict[int, list] = {}
-            for task in key_tasks:
-                by_batch.setdefault(task.batch, []).append(task)
-            for b, work in works(key, set(by_batch)):
-                if work.U is not rotation:  # a new eigendecomposition: handed over once
-                    rotation = work.U
-                    U = client.submit(_identity, rotation, pure=False)
-                work = work._replace(U=None)
-                calls = []
-                for task in by_batch[b]:
-                    path = None if dataset is None else dataset.task_path(task.name)
-                    tests = len(work.traits) * (task.stop - task.start)
-                    args = (U, source, task, opts, path)
-                    calls.append((f"lmmlite-scan-{task.name}-{run}", tests, _scan_task, args))
-                yield work, calls
-
-    run_groups(client, groups(), collect.add, bar)
+        except BaseException:  # an error, or an interrupt: nothing left running for nothing
+            client.cancel(list(pending.futures))
+            raise

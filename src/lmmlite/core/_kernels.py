@@ -26,24 +26,31 @@ Fast-math flags allow reassociation (vectorised sums) and contraction (FMA) but 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
 import os
+import sys
 import threading
 import types
+from typing import Any
 
 import numpy as np
 
-try:  # numba is a core dependency; the NumPy path keeps lmmlite usable where it cannot load
-    import numba
+from .brent import GOLDEN, MAX_ITER, SQRT_EPS
 
-    HAVE_NUMBA = os.environ.get("LMMLITE_DISABLE_NUMBA", "") == ""
-except ImportError:  # pragma: no cover - exercised only without numba
-    numba = None
-    HAVE_NUMBA = False
+#: The one switch between the compiled kernels and their NumPy twins: numba is used unless
+#: ``LMMLITE_DISABLE_NUMBA`` is set (or numba is not installed). numba itself is imported only
+#: when a kernel is first needed, so commands that never compute stay quick to start.
+NUMBA_ENABLED = (
+    os.environ.get("LMMLITE_DISABLE_NUMBA", "") == ""
+    and importlib.util.find_spec("numba") is not None
+)
 
 __all__ = [
-    "HAVE_NUMBA",
+    "NUMBA_ENABLED",
     "best_markers",
+    "brent_lockstep",
+    "fit_items",
     "fixed_den",
     "gram_items",
     "loglik_items",
@@ -172,7 +179,8 @@ def _gram_small(h, lam, z0, z1, z2, z3, c, G):  # pragma: no cover - compiled
 
 
 def _column(a, p, k, qcols, Mt, im, y, zero):  # pragma: no cover - compiled
-    """Column ``a`` of Z = [Q, M_im, y], then zero columns (padding up to 4)."""
+    """Column ``a`` of Z = [Q, M_im, y] (``qcols``: the covariate basis, a tuple of columns),
+    then zero columns (padding up to 4)."""
     if a < p:
         return qcols[a]
     if a < p + k:
@@ -397,7 +405,9 @@ def _brent_update(active, u, fu, a, b, x, w, v, fx, fw, fv):
 #: Items searched together (in lockstep) by one parallel task of ``fit_items``: their data
 #: (64 traits x n doubles) stays in the core's cache for the whole search.
 _FIT_BLOCK = 64
-_MAX_ITER = 500
+_MAX_ITER = MAX_ITER
+_GOLDEN = GOLDEN
+_SQRT_EPS = SQRT_EPS
 
 
 def _neg_loglik(h, j, iy, im, lam, qcols, Yt, Mt, logdet_mm, reml, zero, s, G):
@@ -523,6 +533,40 @@ def _best_markers(
                     break
 
 
+# ---------------------------------------------------------------------------------------------
+# Building the compiled kernels, lazily: numba is imported and a kernel compiled (or loaded from
+# numba's on-disk cache) only when first used.
+
+numba: Any = None  # the numba module, once imported (the kernels' prange refers to it)
+_BUILT: dict[str, Any] = {}
+_BUILD_LOCK = threading.Lock()
+_ANNOUNCED = False
+_FASTMATH_OPTS = {"fastmath": _FASTMATH, "cache": True, "nogil": True, "error_model": "numpy"}
+#: Brent's decisions need exact IEEE semantics: no fast-math flags.
+_EXACT_OPTS = {"cache": True, "nogil": True}
+#: Helpers compiled first, in this order, and called by the kernels (module globals, which
+#: numba resolves when it compiles a caller).
+_HELPERS = (
+    ("_logdet_tail", _FASTMATH_OPTS),
+    ("_gram_small", _FASTMATH_OPTS),
+    ("_column", _FASTMATH_OPTS),
+    ("_gram", _FASTMATH_OPTS),
+    ("_assemble", _FASTMATH_OPTS),
+    ("_neg_loglik", _FASTMATH_OPTS),
+    ("_brent_propose", _EXACT_OPTS),
+    ("_brent_update", _EXACT_OPTS),
+)
+#: The kernels: name -> (Python function, numba options). Each has a serial and a parallel
+#: build under distinct names (numba's on-disk cache is keyed by qualified name and line).
+_KERNELS = {
+    "loglik": (_loglik_items, _FASTMATH_OPTS),
+    "gram": (_gram_items, _FASTMATH_OPTS),
+    "residualise": (_residualise, _FASTMATH_OPTS),
+    "fit": (_fit_items, _EXACT_OPTS),
+    "best": (_best_markers, _FASTMATH_OPTS),
+}
+
+
 def _renamed(func, name):
     """A copy of ``func`` under another name (for a separate numba cache entry)."""
     copy = types.FunctionType(func.__code__, func.__globals__, name, func.__defaults__)
@@ -530,53 +574,95 @@ def _renamed(func, name):
     return copy
 
 
-if HAVE_NUMBA:
-    _opts = {"fastmath": _FASTMATH, "cache": True, "nogil": True, "error_model": "numpy"}
-    _logdet_tail = numba.njit(**_opts)(_logdet_tail)
-    _gram_small = numba.njit(**_opts)(_gram_small)
-    _column = numba.njit(**_opts)(_column)
-    _gram = numba.njit(**_opts)(_gram)
-    _assemble = numba.njit(**_opts)(_assemble)
-    # The serial and parallel builds need distinct names: numba's on-disk cache is keyed by
-    # qualified name and line, and a shared key would load one build in place of the other.
-    _loglik_serial = numba.njit(**_opts)(_renamed(_loglik_items, "_loglik_serial"))
-    _loglik_parallel = numba.njit(parallel=True, **_opts)(_loglik_items)
-    _gram_serial = numba.njit(**_opts)(_renamed(_gram_items, "_gram_serial"))
-    _gram_parallel = numba.njit(parallel=True, **_opts)(_gram_items)
-    _residualise_parallel = numba.njit(parallel=True, **_opts)(_residualise)
-    _residualise_serial = numba.njit(**_opts)(_renamed(_residualise, "_residualise_serial"))
-    _exact = {"cache": True, "nogil": True}  # Brent's decisions need exact IEEE semantics
-    brent_propose = _brent_propose = numba.njit(**_exact)(_brent_propose)
-    brent_update = _brent_update = numba.njit(**_exact)(_brent_update)
-    _neg_loglik = numba.njit(**_opts)(_neg_loglik)
-    _fit_items_parallel = numba.njit(parallel=True, **_exact)(_fit_items)
-    _fit_items_serial = numba.njit(**_exact)(_renamed(_fit_items, "_fit_items_serial"))
-    _best_markers_parallel = numba.njit(parallel=True, **_opts)(_best_markers)
-    _best_markers_serial = numba.njit(**_opts)(_renamed(_best_markers, "_best_markers_serial"))
+def _announce(dispatcher: Any) -> None:
+    """Say once on stderr that kernels are being compiled, when numba has no cached build of
+    this one (the first run after installing lmmlite; later runs load the cache)."""
+    global _ANNOUNCED
+    if _ANNOUNCED:
+        return
+    try:
+        cached = os.path.exists(dispatcher._cache._cache_file._index_path)
+    except AttributeError:  # pragma: no cover - numba internals changed: say nothing
+        return
+    if not cached:
+        _ANNOUNCED = True
+        print(
+            "lmmlite: compiling numerical kernels for first use (once after installing; "
+            "the compiled code is cached)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _kernel(name: str, parallel: bool) -> Any:
+    """The compiled kernel ``name`` (serial or parallel build), built on first use."""
+    key = f"{name}_{'parallel' if parallel else 'serial'}"
+    kernel = _BUILT.get(key)
+    if kernel is not None:
+        return kernel
+    with _BUILD_LOCK:
+        if key not in _BUILT:
+            global numba
+            if numba is None:
+                import numba as nb
+
+                numba = nb
+                g = globals()
+                for helper, opts in _HELPERS:
+                    g[helper] = numba.njit(**opts)(g[helper])
+            func, opts = _KERNELS[name]
+            if parallel:
+                _BUILT[key] = numba.njit(parallel=True, **opts)(func)
+            else:
+                _BUILT[key] = numba.njit(**opts)(_renamed(func, f"{func.__name__}_serial"))
+            _announce(_BUILT[key])
+    return _BUILT[key]
+
+
+def _columns(Q: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The covariate basis as the compiled kernels take it: a tuple of its rows (each kernel
+    is specialised for the number of covariates)."""
+    return tuple(Q)
+
+
+def _compiled(name: str, work: int, use_numba: bool | None) -> Any:
+    """The compiled kernel to call (serial below ``_PARALLEL_MIN_WORK`` or in a task), or None
+    for the NumPy twin."""
+    if not (NUMBA_ENABLED if use_numba is None else use_numba):
+        return None
+    return _kernel(name, _parallel(work))
 
 
 # ---------------------------------------------------------------------------------------------
-# NumPy twins: the same quantities, vectorised over items with einsum; used when numba is not
-# available (or LMMLITE_DISABLE_NUMBA is set) and in the tests as the kernels' oracle.
+# NumPy twins: the same quantities, vectorised over items; used when numba is switched off
+# (``LMMLITE_DISABLE_NUMBA=1``) and in the tests as the kernels' oracle. Each item's arithmetic
+# is the same whatever the number of items (products element by element, sums along a
+# contiguous last axis, LAPACK matrix by matrix), so a batch equals one-at-a-time calls bit for
+# bit, as with the kernels.
 
 
-def _gram_numpy(h, iy, im, lam, qcols, Yt, Mt):
-    n = lam.shape[0]
+def _columns_numpy(iy, im, Q, Yt, Mt):
+    """The columns of Z = [Q', M_im, y] of each item, each an (items, n) array."""
+    m = iy.shape[0]
+    cols = [np.broadcast_to(Q[a], (m, Q.shape[1])) for a in range(Q.shape[0])]
+    cols += [Mt[im, b] for b in range(Mt.shape[1])]
+    cols.append(Yt[iy])
+    return cols
+
+
+def _gram_numpy(h, iy, im, lam, Q, Yt, Mt):
     d = h[:, None] * lam[None, :] + (1.0 - h)[:, None]
     with np.errstate(divide="ignore"):
         L = np.log(d).sum(axis=1)
-        s = 1.0 / d
-    Q = np.stack(qcols) if len(qcols) else np.empty((0, n))
-    Z = np.concatenate(
-        [
-            np.broadcast_to(Q, (h.shape[0], *Q.shape)),
-            Mt[im],
-            Yt[iy][:, None, :],
-        ],
-        axis=1,
-    )
+    s = 1.0 / d
+    cols = _columns_numpy(iy, im, Q, Yt, Mt)
+    c = len(cols)
+    G = np.empty((h.shape[0], c, c))
     with np.errstate(invalid="ignore"):
-        G = np.einsum("jai,ji,jbi->jab", Z, s, Z, optimize=True)
+        for a in range(c):
+            ws = s * cols[a]
+            for b in range(a + 1):
+                G[:, a, b] = G[:, b, a] = np.sum(ws * cols[b], axis=1)
     return G, L
 
 
@@ -601,7 +687,105 @@ def _assemble_numpy(G, L, n, reml, logdet_zz):
     return out
 
 
-def loglik_items(h, iy, im, lam, qcols, Yt, Mt, logdet_mm, reml, *, use_numba=None):
+def _residualise_numpy(yT, Q):
+    """Twin of :func:`_residualise`: coefficients row by row, then the same sequence of
+    subtractions."""
+    coef = np.empty((Q.shape[0], yT.shape[0]))
+    out = yT.copy()
+    for k in range(Q.shape[0]):
+        coef[k] = np.sum(yT * Q[k], axis=1)
+        out -= coef[k][:, None] * Q[k][None, :]
+    return coef, out
+
+
+def brent_lockstep(f, m: int, lower: float, upper: float, tol: float):
+    """Brent's minimiser (R's ``Brent_fmin``, step for step) of ``m`` independent functions
+    at once: the NumPy twin of the compiled search :func:`_fit_items`, for any objective.
+
+    ``f(x, idx)`` returns the values of items ``idx`` at points ``x``; the items still running
+    are evaluated together, one call of ``f`` per iteration. Each item visits exactly the
+    points the scalar :func:`lmmlite.core.brent.brent_fmin` visits. Returns ``(x, fx, n_eval,
+    converged)``.
+    """
+    a = np.full(m, float(lower))
+    b = np.full(m, float(upper))
+    v = a + _GOLDEN * (b - a)
+    w = v.copy()
+    x = v.copy()
+    d = np.zeros(m)
+    e = np.zeros(m)
+    fx = np.asarray(f(x, np.arange(m)), dtype=float).copy()
+    fv = fx.copy()
+    fw = fx.copy()
+    n_eval = np.ones(m, dtype=np.int64)
+    converged = np.zeros(m, dtype=bool)
+    tol3 = tol / 3.0
+    active = np.arange(m)
+    for _ in range(_MAX_ITER):
+        A, B, X = a[active], b[active], x[active]
+        xm = (A + B) * 0.5
+        tol1 = _SQRT_EPS * np.abs(X) + tol3
+        t2 = tol1 * 2.0
+        done = np.abs(X - xm) <= t2 - (B - A) * 0.5
+        if done.any():
+            converged[active[done]] = True
+            keep = ~done
+            active, A, B, X, xm, tol1, t2 = (z[keep] for z in (active, A, B, X, xm, tol1, t2))
+            if active.size == 0:
+                break
+        W, V, FX, FW, FV = w[active], v[active], fx[active], fw[active], fv[active]
+        D, E = d[active], e[active]
+        para = np.abs(E) > tol1  # fit a parabola
+        with np.errstate(invalid="ignore"):
+            rr = (X - W) * (FX - FV)
+            qq = (X - V) * (FX - FW)
+            pp = (X - V) * qq - (X - W) * rr
+            qq = (qq - rr) * 2.0
+        pp = np.where(qq > 0.0, -pp, pp)
+        qq = np.abs(qq)
+        p = np.where(para, pp, 0.0)
+        q = np.where(para, qq, 0.0)
+        r = np.where(para, E, 0.0)
+        E = np.where(para, D, E)
+        with np.errstate(invalid="ignore"):
+            golden = (np.abs(p) >= np.abs(q * 0.5 * r)) | (p <= q * (A - X)) | (p >= q * (B - X))
+        golden |= np.isnan(p) | np.isnan(q) | np.isnan(r)  # infinite f values
+        eg = np.where(X < xm, B - X, A - X)
+        E = np.where(golden, eg, E)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dp = p / q
+        u = X + dp
+        near = (u - A < t2) | (B - u < t2)  # not too close to the ends
+        dp = np.where(near, np.where(X < xm, tol1, -tol1), dp)
+        D = np.where(golden, _GOLDEN * eg, dp)
+        big = np.abs(D) >= tol1
+        u = np.where(big, X + D, np.where(D > 0.0, X + tol1, X - tol1))
+        fu = np.asarray(f(u, active), dtype=float)
+        n_eval[active] += 1
+        better = fu <= FX
+        left = u < X
+        # fu <= fx: shrink towards u and shift (v, w, x); else shrink away from u
+        A_new = np.where(better, np.where(left, A, X), np.where(left, u, A))
+        B_new = np.where(better, np.where(left, X, B), np.where(left, B, u))
+        c1 = ~better & ((fu <= FW) | (W == X))
+        c2 = ~better & ~c1 & ((fu <= FV) | (V == X) | (V == W))
+        a[active], b[active] = A_new, B_new
+        v[active] = np.where(better | c1, W, np.where(c2, u, V))
+        fv[active] = np.where(better | c1, FW, np.where(c2, fu, FV))
+        w[active] = np.where(better, X, np.where(c1, u, W))
+        fw[active] = np.where(better, FX, np.where(c1, fu, FW))
+        x[active] = np.where(better, u, X)
+        fx[active] = np.where(better, fu, FX)
+        d[active], e[active] = D, E
+    return x, fx, n_eval, converged
+
+
+# ---------------------------------------------------------------------------------------------
+# The public functions: each calls the compiled kernel, or its NumPy twin when numba is switched
+# off or ``use_numba=False`` is passed (the tests compare the two).
+
+
+def loglik_items(h, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, *, use_numba=None):
     """Profile log likelihood of each item at its own heritability.
 
     Parameters
@@ -612,8 +796,8 @@ def loglik_items(h, iy, im, lam, qcols, Yt, Mt, logdet_mm, reml, *, use_numba=No
         Row of ``Yt`` (phenotype) and first index of ``Mt`` (extra columns) of each item.
     lam : (n,) float64
         Kinship eigenvalues.
-    qcols : tuple of (n,) float64 arrays
-        Shared orthonormal covariate columns.
+    Q : (p, n) float64, C-contiguous
+        Shared orthonormal covariate basis, one row per basis vector.
     Yt : (t, n) float64
         Rotated phenotypes, one row per phenotype.
     Mt : (m_markers, k, n) float64
@@ -622,80 +806,76 @@ def loglik_items(h, iy, im, lam, qcols, Yt, Mt, logdet_mm, reml, *, use_numba=No
         log det(M'M) of each marker's extra columns (0 when k = 0), for REML.
     reml : bool
         REML (True) or ML.
+    use_numba : bool, optional
+        Force the compiled kernel (True) or the NumPy twin (False); default: the switch
+        :data:`NUMBA_ENABLED`.
     """
-    use = HAVE_NUMBA if use_numba is None else use_numba
-    if use:
-        out = np.empty(h.shape[0])
-        big = _parallel(h.shape[0] * lam.shape[0])
-        kernel = _loglik_parallel if big else _loglik_serial
-        kernel(h, iy, im, lam, qcols, Yt, Mt, logdet_mm, reml, out)
-        return out
-    G, L = _gram_numpy(h, iy, im, lam, qcols, Yt, Mt)
-    return _assemble_numpy(G, L, lam.shape[0], reml, logdet_mm[im])
+    kernel = _compiled("loglik", h.shape[0] * lam.shape[0], use_numba)
+    if kernel is None:
+        G, L = _gram_numpy(h, iy, im, lam, Q, Yt, Mt)
+        return _assemble_numpy(G, L, lam.shape[0], reml, logdet_mm[im])
+    out = np.empty(h.shape[0])
+    kernel(h, iy, im, lam, _columns(Q), Yt, Mt, logdet_mm, reml, out)
+    return out
 
 
-def gram_items(h, iy, im, lam, qcols, Yt, Mt, *, use_numba=None):
-    """Gram matrices Z'SZ (m, c, c) and sum(log d) (m,) of each item at its heritability."""
-    use = HAVE_NUMBA if use_numba is None else use_numba
-    if use:
-        c = len(qcols) + Mt.shape[1] + 1
-        out_G = np.empty((h.shape[0], c, c))
-        out_L = np.empty(h.shape[0])
-        big = _parallel(h.shape[0] * lam.shape[0])
-        kernel = _gram_parallel if big else _gram_serial
-        kernel(h, iy, im, lam, qcols, Yt, Mt, out_G, out_L)
-        return out_G, out_L
-    return _gram_numpy(h, iy, im, lam, qcols, Yt, Mt)
+def gram_items(h, iy, im, lam, Q, Yt, Mt, *, use_numba=None):
+    """Gram matrices Z'SZ (m, c, c) and sum(log d) (m,) of each item at its heritability
+    (arguments as :func:`loglik_items`)."""
+    kernel = _compiled("gram", h.shape[0] * lam.shape[0], use_numba)
+    if kernel is None:
+        return _gram_numpy(h, iy, im, lam, Q, Yt, Mt)
+    c = Q.shape[0] + Mt.shape[1] + 1
+    out_G = np.empty((h.shape[0], c, c))
+    out_L = np.empty(h.shape[0])
+    kernel(h, iy, im, lam, _columns(Q), Yt, Mt, out_G, out_L)
+    return out_G, out_L
 
 
 def residualise(yT: np.ndarray, Q: np.ndarray, *, use_numba=None):
     """Least-squares coefficients (p, t) of the rows of ``yT`` (t, n) on the orthonormal rows
     of ``Q`` (p, n), and the residuals (t, n). Q has orthonormal rows, so coef = Q yT'.
 
-    The residual is taken against all columns of Q at once (classical Gram-Schmidt, which is
-    exact for orthonormal Q up to rounding).
+    The residual is taken against all rows of Q at once (classical Gram-Schmidt, which is
+    exact for orthonormal Q up to rounding). Each trait's arithmetic is the same whatever the
+    number of traits.
     """
-    use = HAVE_NUMBA if use_numba is None else use_numba
+    kernel = _compiled("residualise", yT.shape[0] * yT.shape[1], use_numba)
+    if kernel is None:
+        return _residualise_numpy(yT, Q)
     out = np.empty(yT.shape)
     coef = np.empty((Q.shape[0], yT.shape[0]))
-    if use:
-        big = _parallel(yT.shape[0] * yT.shape[1])
-        kernel = _residualise_parallel if big else _residualise_serial
-        kernel(yT, np.ascontiguousarray(Q), coef, out)
-    else:
-        coef = Q @ yT.T
-        np.subtract(yT, coef.T @ Q, out=out)
+    kernel(yT, np.ascontiguousarray(Q), coef, out)
     return coef, out
 
 
-def fit_items(iy, im, lam, qcols, Yt, Mt, logdet_mm, reml, lower, upper, tol, sqrt_eps, golden):
-    """Compiled Brent search of every item (numba only); returns (x, fx, n_eval, converged)."""
+def fit_items(iy, im, lam, Q, Yt, Mt, logdet_mm, reml, lower, upper, tol, *, use_numba=None):
+    """Brent's search (R's ``optimize``, step for step) of the heritability of every item on
+    ``[lower, upper]``, maximising its log likelihood (NaN taken as -inf); arguments as
+    :func:`loglik_items`. Returns ``(x, -loglik, n_eval, converged)``.
+
+    The compiled kernel runs the items in lockstep within cache-sized blocks, blocks in
+    parallel; its twin is :func:`brent_lockstep` over :func:`loglik_items`' twin.
+    """
     m = iy.shape[0]
+    iy = np.ascontiguousarray(iy, dtype=np.int64)
+    im = np.ascontiguousarray(im, dtype=np.int64)
+    kernel = _compiled("fit", m * lam.shape[0], use_numba)
+    if kernel is None:
+
+        def objective(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+            ll = loglik_items(x, iy[idx], im[idx], lam, Q, Yt, Mt, logdet_mm, reml, use_numba=False)
+            return np.where(np.isnan(ll), np.inf, -ll)
+
+        return brent_lockstep(objective, m, lower, upper, tol)
     x = np.empty(m)
     fx = np.empty(m)
     neval = np.empty(m, dtype=np.int64)
     done = np.empty(m, dtype=bool)
-    big = _parallel(m * lam.shape[0])
-    kernel = _fit_items_parallel if big else _fit_items_serial
     kernel(
-        np.ascontiguousarray(iy, dtype=np.int64),
-        np.ascontiguousarray(im, dtype=np.int64),
-        lam,
-        qcols,
-        Yt,
-        Mt,
-        logdet_mm,
-        reml,
-        float(lower),
-        float(upper),
-        tol / 3.0,
-        sqrt_eps,
-        golden,
-        x,
-        fx,
-        neval,
-        done,
-    )
+        iy, im, lam, _columns(Q), Yt, Mt, logdet_mm, reml, float(lower), float(upper), tol / 3.0,
+        _SQRT_EPS, _GOLDEN, x, fx, neval, done,
+    )  # fmt: skip
     return x, fx, neval, done
 
 
@@ -714,9 +894,8 @@ def best_markers(
 
     See :func:`_best_markers`; the NumPy twin gives the same choice (first maximum).
     """
-    use = HAVE_NUMBA if use_numba is None else use_numba
-    if use:
-        kernel = _best_markers_parallel if _parallel(num.size) else _best_markers_serial
+    kernel = _compiled("best", num.size, use_numba)
+    if kernel is not None:
         kernel(num, msm, msq, C, row, offset, best_q, best_i, best_num, best_den)
         return
     den = fixed_den(msm, msq, C, row)

@@ -41,9 +41,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from ._fast import RotatedModel
+from .model import RotatedModel
 
-__all__ = ["hsq_lrt", "hsq_profile_ci", "hsq_second_derivative"]
+__all__ = ["hsq_lrt", "hsq_profile_ci", "hsq_se", "hsq_second_derivative"]
 
 #: Traits per block in the O(t n) vectorised second derivative (bounds temporary memory).
 _BLOCK = 2048
@@ -69,7 +69,7 @@ def hsq_second_derivative(
     out = np.empty(items.shape[0])
     lam = model.lam
     a = lam - 1.0
-    Q = np.stack(model.qcols, axis=1)  # (n, p)
+    Q = np.ascontiguousarray(model.Q.T)  # (n, p)
     n, p = model.n, model.p
     for j0 in range(0, items.shape[0], _BLOCK):
         sl = slice(j0, j0 + _BLOCK)
@@ -102,6 +102,14 @@ def hsq_second_derivative(
         else:
             out[sl] = -0.5 * (-sum_a2s2 + n * core)
     return out
+
+
+def hsq_se(d2: np.ndarray, interior: np.ndarray) -> np.ndarray:
+    r"""Standard error :math:`(-\ell'')^{-1/2}` from the curvature ``d2`` at the estimates; NaN
+    where the estimate is not ``interior`` (at a boundary the curvature is not a standard
+    error) or the curvature is not negative."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(interior & (d2 < 0), np.sqrt(-1.0 / d2), np.nan)
 
 
 def hsq_lrt(

@@ -28,19 +28,38 @@ with :math:`S = D^{-1}`, :math:`\mathrm{rss} = (y - X\hat\beta)^\top S (y - X\ha
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
 
-from .._checks import check_kinship, check_phenotypes, clip_eigenvalues
 from ..exceptions import BoundaryWarning, ConvergenceWarning, InputError
-from ..results import EigenRotation, HsqInference, LMMFit, MLSolution
 from . import reference
-from ._fast import RotatedModel
-from ._inputs import check_hsq, check_model_arrays
-from .inference import hsq_lrt, hsq_profile_ci, hsq_second_derivative
+from .checks import (
+    check_hsq,
+    check_kinship,
+    check_level,
+    check_model_arrays,
+    check_phenotypes,
+    check_tol,
+    clip_eigenvalues,
+)
+from .inference import hsq_lrt, hsq_profile_ci, hsq_se, hsq_second_derivative
+from .model import RotatedModel
+from .results import EigenRotation, HsqInference, LMMFit, MLSolution
 
-__all__ = ["LogLik", "calc_ll", "eigen_rotation", "fit_lmm", "get_ml_soln", "hsq_inference"]
+__all__ = [
+    "LogLik",
+    "at_hsq_boundary",
+    "calc_ll",
+    "eigen_rotation",
+    "eigh_decreasing",
+    "fit_lmm",
+    "fit_rotated",
+    "get_ml_soln",
+    "hsq_inference",
+    "inference_rotated",
+]
 
 Engine = Literal["fast", "reference"]
 
@@ -158,7 +177,7 @@ def get_ml_soln(
         model = RotatedModel(Kva, y2, X2)
         items = np.arange(model.t)
         sol = model.solution(np.full(model.t, h[0]), items)
-        beta, rss, ld = sol["beta"], sol["rss"], sol["logdet_XSX"]
+        beta, rss, ld = sol.beta, sol.rss, sol.logdet_XSX
         sig = rss / (model.n - model.p)
     if single:
         return MLSolution(
@@ -211,34 +230,6 @@ def calc_ll(
     if scalar:
         return ll[0]
     return ll[:, 0] if single else ll
-
-
-def _fit_fast(
-    model: RotatedModel, reml: bool, check_boundary: bool, tol: float, upper: float = 1.0
-) -> dict[str, np.ndarray]:
-    t = model.t
-
-    res = model.search(reml, tol, upper)
-    hsq = res.x.copy()
-    loglik = -res.fx
-    n_eval = res.n_eval.copy()
-    if check_boundary:
-        items = np.arange(t)
-        for edge in (0.0, upper):  # as R/lmmlite's C++ fitLMM: take a bound if strictly better
-            ll_edge = model.loglik(np.full(t, edge), items, reml)
-            n_eval += 1
-            better = ll_edge > loglik
-            hsq[better] = edge
-            loglik[better] = ll_edge[better]
-    sol = model.solution(hsq, np.arange(t))
-    return {
-        "hsq": hsq,
-        "loglik": loglik,
-        "beta": sol["beta"],
-        "sigmasq": sol["rss"] / (model.n - model.p),
-        "converged": res.converged & np.isfinite(loglik),
-        "n_eval": n_eval,
-    }
 
 
 def fit_lmm(
@@ -294,8 +285,7 @@ def fit_lmm(
     True
     """
     _check_engine(engine)
-    if not (np.isfinite(tol) and tol > 0):
-        raise InputError(f"tol must be a positive number; got {tol!r}")
+    check_tol(tol)
     Kva, y2, X2, single = check_model_arrays(Kva, y, X)
     model = RotatedModel(Kva, y2, X2)
     check_phenotypes(model.Yt.T, y2)
@@ -312,36 +302,78 @@ def fit_lmm(
             )
             for j in range(model.t)
         ]
-        out = {k: np.array([f[k] for f in fits]) for k in fits[0]}
+        fit = LMMFit(reml=reml, **{f: np.array([getattr(r, f) for r in fits]) for f in _FIT_FIELDS})
     else:
-        out = _fit_fast(model, reml, check_boundary, tol)
+        fit = fit_rotated(model, reml=reml, check_boundary=check_boundary, tol=tol)
         if compute_se:
-            d2 = hsq_second_derivative(model, out["hsq"], np.arange(model.t), reml)
-            out["hsq_se"] = np.where(d2 < 0, np.sqrt(-1.0 / np.where(d2 < 0, d2, -1.0)), np.nan)
-    hsq = out["hsq"]
-    at_boundary = (hsq <= tol) | (hsq >= 1.0 - tol)
-    hsq_se = out.get("hsq_se", np.full(model.t, np.nan))
-    if engine == "fast":
-        hsq_se = np.where(at_boundary, np.nan, hsq_se)
-    converged = out["converged"]
-    _warn_flags(at_boundary, converged)
-    sig = out["sigmasq"]
-    fields = {
-        "beta": out["beta"],
-        "sigmasq": sig,
-        "hsq": hsq,
-        "sigmasq_g": hsq * sig,
-        "sigmasq_e": (1.0 - hsq) * sig,
-        "loglik": out["loglik"],
-        "hsq_se": hsq_se,
-        "at_boundary": at_boundary,
-        "converged": converged,
-        "n_eval": out["n_eval"],
-    }
+            hsq = np.asarray(fit.hsq)
+            d2 = hsq_second_derivative(model, hsq, np.arange(model.t), reml)
+            fit = replace(fit, hsq_se=hsq_se(d2, ~np.asarray(fit.at_boundary)))
+    _warn_flags(np.asarray(fit.at_boundary), np.asarray(fit.converged))
     if single:
-        scalars = {k: (v[0] if k == "beta" else v[0].item()) for k, v in fields.items()}
-        return LMMFit(reml=reml, **scalars)
-    return LMMFit(reml=reml, **fields)
+        first = {f: getattr(fit, f)[0] for f in _FIT_FIELDS}
+        return LMMFit(reml=reml, **{f: v if f == "beta" else v.item() for f, v in first.items()})
+    return fit
+
+
+#: LMMFit's per-trait fields (all but ``reml``).
+_FIT_FIELDS = (
+    "beta",
+    "sigmasq",
+    "hsq",
+    "sigmasq_g",
+    "sigmasq_e",
+    "loglik",
+    "hsq_se",
+    "at_boundary",
+    "converged",
+    "n_eval",
+)
+
+
+def fit_rotated(model: RotatedModel, *, reml: bool, check_boundary: bool, tol: float) -> LMMFit:
+    """fit_lmm's fast engine for every trait of a rotated model (``hsq_se`` left NaN: see
+    :func:`inference_rotated`)."""
+    fit = model.fit(reml, check_boundary, tol)
+    hsq, sig = fit.hsq, fit.sigmasq
+    return LMMFit(
+        beta=fit.beta,
+        sigmasq=sig,
+        hsq=hsq,
+        sigmasq_g=hsq * sig,
+        sigmasq_e=(1.0 - hsq) * sig,
+        loglik=fit.loglik,
+        hsq_se=np.full(model.t, np.nan),
+        at_boundary=at_hsq_boundary(hsq, tol),
+        converged=fit.converged,
+        n_eval=fit.n_eval,
+        reml=reml,
+    )
+
+
+def inference_rotated(model: RotatedModel, fit: LMMFit, level: float) -> HsqInference:
+    """Standard error, profile interval and LRT of hsq = 0 for every trait of a rotated
+    model fitted by :func:`fit_rotated` (arrays; see :func:`hsq_inference`)."""
+    hsq = np.atleast_1d(np.asarray(fit.hsq, dtype=float))
+    loglik = np.atleast_1d(np.asarray(fit.loglik, dtype=float))
+    items = np.arange(model.t)
+    d2 = hsq_second_derivative(model, hsq, items, fit.reml)
+    interior = (hsq > 0.0) & (hsq < 1.0) & ~np.atleast_1d(np.asarray(fit.at_boundary))
+    lower, upper = hsq_profile_ci(model, hsq, loglik, items, fit.reml, level)
+    stat, pval = hsq_lrt(model, loglik, items, fit.reml)
+    return HsqInference(
+        hsq_se=hsq_se(d2, interior),
+        hsq_ci_lower=lower,
+        hsq_ci_upper=upper,
+        lrt_stat=stat,
+        lrt_pvalue=pval,
+        level=level,
+    )
+
+
+def at_hsq_boundary(hsq: np.ndarray, tol: float) -> np.ndarray:
+    """True where an estimate is within ``tol`` of 0 or 1 (the ``at_boundary`` flag)."""
+    return (hsq <= tol) | (hsq >= 1.0 - tol)
 
 
 def _warn_flags(at_boundary: np.ndarray, converged: np.ndarray) -> None:
@@ -379,28 +411,18 @@ def hsq_inference(Kva: Any, y: Any, X: Any, fit: LMMFit, *, level: float = 0.95)
     HsqInference
         See :mod:`lmmlite.core.inference` for the formulas.
     """
-    if not 0.0 < level < 1.0:
-        raise InputError(f"level must lie strictly between 0 and 1; got {level!r}")
+    check_level(level)
     Kva, y2, X2, single = check_model_arrays(Kva, y, X)
     model = RotatedModel(Kva, y2, X2)
-    hsq = np.atleast_1d(np.asarray(fit.hsq, dtype=float))
-    loglik = np.atleast_1d(np.asarray(fit.loglik, dtype=float))
-    if hsq.shape[0] != model.t:
-        raise InputError(f"fit has {hsq.shape[0]} traits but y has {model.t}")
-    items = np.arange(model.t)
-    d2 = hsq_second_derivative(model, hsq, items, fit.reml)
-    interior = (hsq > 0.0) & (hsq < 1.0) & ~np.atleast_1d(np.asarray(fit.at_boundary))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        se = np.where(interior & (d2 < 0), np.sqrt(-1.0 / d2), np.nan)
-    lower, upper = hsq_profile_ci(model, hsq, loglik, items, fit.reml, level)
-    stat, pval = hsq_lrt(model, loglik, items, fit.reml)
-    vals = {
-        "hsq_se": se,
-        "hsq_ci_lower": lower,
-        "hsq_ci_upper": upper,
-        "lrt_stat": stat,
-        "lrt_pvalue": pval,
-    }
+    if np.atleast_1d(np.asarray(fit.hsq)).shape[0] != model.t:
+        raise InputError(f"fit has {np.size(fit.hsq)} traits but y has {model.t}")
+    inf = inference_rotated(model, fit, level)
     if single:
-        return HsqInference(level=level, **{k: float(v[0]) for k, v in vals.items()})
-    return HsqInference(level=level, **vals)
+        return HsqInference(
+            level=level,
+            **{f: float(getattr(inf, f)[0]) for f in _INFERENCE_FIELDS},
+        )
+    return inf
+
+
+_INFERENCE_FIELDS = ("hsq_se", "hsq_ci_lower", "hsq_ci_upper", "lrt_stat", "lrt_pvalue")

@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 
-from ..results import MLSolution
 from .brent import brent_fmin
+from .results import LMMFit, MLSolution
 
 __all__ = ["calc_ll", "fit_lmm", "get_ml_soln", "numerical_hsq_se"]
 
@@ -76,8 +76,9 @@ def fit_lmm(
     check_boundary: bool,
     tol: float,
     compute_se: bool,
-) -> dict[str, object]:
-    """R/lmmlite's ``fitLMM``: ``optimize`` over [0, 1], then the C++ boundary check."""
+) -> LMMFit:
+    """R/lmmlite's ``fitLMM``: ``optimize`` over [0, 1], then the C++ boundary check; one
+    trait (``hsq_se`` is R's numerical Hessian, NaN unless ``compute_se``)."""
 
     n_eval = 0
 
@@ -96,14 +97,17 @@ def fit_lmm(
             if ll_edge > loglik:
                 hsq, loglik = edge, ll_edge
     sol = get_ml_soln(hsq, Kva, y, X)
-    out: dict[str, object] = {
-        "hsq": hsq,
-        "loglik": loglik,
-        "beta": sol.beta,
-        "sigmasq": sol.sigmasq,
-        "converged": bool(np.isfinite(loglik)),
-        "n_eval": n_eval,
-    }
-    if compute_se:
-        out["hsq_se"] = numerical_hsq_se(hsq, Kva, y, X, reml=reml)
-    return out
+    sig = float(sol.sigmasq)
+    return LMMFit(
+        beta=sol.beta,
+        sigmasq=sig,
+        hsq=hsq,
+        sigmasq_g=hsq * sig,
+        sigmasq_e=(1.0 - hsq) * sig,
+        loglik=loglik,
+        hsq_se=numerical_hsq_se(hsq, Kva, y, X, reml=reml) if compute_se else math.nan,
+        at_boundary=bool(hsq <= tol or hsq >= 1.0 - tol),
+        converged=bool(np.isfinite(loglik)),
+        n_eval=n_eval,
+        reml=reml,
+    )

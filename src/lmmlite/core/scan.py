@@ -38,16 +38,27 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import special
 
 from . import _kernels
-from ._fast import RotatedModel
-from .brent import GOLDEN, SQRT_EPS, brent_fmin_lockstep
-from .lmm import _fit_fast
+from .model import RotatedModel
+from .results import CHUNK_STATS, ChunkScan
 
-__all__ = ["NullModel", "fit_null", "scan_chunk"]
+__all__ = [
+    "FixedParts",
+    "NullModel",
+    "fit_null",
+    "fixed_hsq",
+    "fixed_parts",
+    "null_fits",
+    "rotate_chunk",
+    "scan_best",
+    "scan_chunk",
+    "scan_fixed_gemm",
+]
 
 #: A marker whose residual on the covariates has a norm below this fraction of its own norm is
 #: treated as untestable (monomorphic or collinear with the covariates).
@@ -96,16 +107,63 @@ def fit_null(
     model = RotatedModel(Kva, Y, X)
     nan = np.full(model.t, np.nan)
     # the null model is fitted once: locate it to the limit of double precision
-    reml = _fit_fast(model, True, True, NULL_TOL, HSQ_MAX) if "reml" in fits else {"hsq": nan}
-    ml = (
-        _fit_fast(model, False, True, NULL_TOL, HSQ_MAX)
-        if "ml" in fits
-        else {"hsq": nan, "loglik": nan}
-    )
-    Q = np.stack(model.qcols, axis=1)
+    reml = model.fit(True, True, NULL_TOL, HSQ_MAX) if "reml" in fits else None
+    ml = model.fit(False, True, NULL_TOL, HSQ_MAX) if "ml" in fits else None
     return NullModel(
-        model=model, Q=Q, hsq_reml=reml["hsq"], hsq_ml=ml["hsq"], loglik_ml=ml["loglik"], tol=tol
+        model=model,
+        Q=np.ascontiguousarray(model.Q.T),
+        hsq_reml=nan if reml is None else reml.hsq,
+        hsq_ml=nan if ml is None else ml.hsq,
+        loglik_ml=nan if ml is None else ml.loglik,
+        tol=tol,
     )
+
+
+def rotate_chunk(
+    block: np.ndarray, rows: np.ndarray, k: int, U: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A chunk of genotypes ready for the scan: the analysed samples' rows, missing values
+    set to the marker mean over them (as GEMMA does), rotated by ``U`` into the kernels'
+    marker-major layout.
+
+    Parameters
+    ----------
+    block : (n_all, k, m)
+        Genotypes of m markers (NaN where missing); probabilities (k > 1) sum to one, so
+        their first column is dropped.
+    rows
+        The analysed samples' rows of ``block``, in the order of ``U``'s rows.
+    k
+        Columns per locus.
+    U : (n, n)
+        Eigenvectors of the kinship of the analysed samples.
+
+    Returns
+    -------
+    Mt : (m, k', n)
+        ``(U' G)'``, k' = 1 for dosages, k - 1 for probabilities.
+    mean : (k', m)
+        The means used to impute.
+    monomorphic : (m,)
+        Markers with no variation among the analysed samples.
+    n_miss : (m,)
+        Samples imputed at each marker.
+    """
+    G = block[rows]  # (n, k, m)
+    if k > 1:
+        G = G[:, 1:, :]  # probabilities sum to 1: drop the first column
+    m = G.shape[2]
+    missing = np.isnan(G)
+    n_miss = missing.any(axis=1).sum(axis=0)  # samples imputed, per marker
+    # an all-missing marker is set to 0 first (no empty mean), and is then monomorphic
+    mean = np.nanmean(np.where(missing.all(axis=0), 0.0, G), axis=0)
+    G = np.where(missing, mean[None], G)
+    mono = np.all(np.ptp(G, axis=0) == 0, axis=0)
+    # rotate straight into the marker-major layout the kernels use: (U'G)' = G'U
+    kk = G.shape[1]
+    Gt = G[:, 0, :].T if kk == 1 else G.transpose(2, 1, 0).reshape(m * kk, -1)
+    Mt = (Gt @ U).reshape(m, kk, -1)
+    return Mt, mean, mono, n_miss
 
 
 def null_fits(mode: str, reml: bool) -> tuple[str, ...]:
@@ -137,8 +195,7 @@ def _residualise_markers(
 
 
 def _grams(null: NullModel, h: np.ndarray, iy: np.ndarray, im: np.ndarray, Mt: np.ndarray):
-    G, L = _kernels.gram_items(h, iy, im, null.model.lam, null.model.qcols, null.model.Yt, Mt)
-    return G, L
+    return _kernels.gram_items(h, iy, im, null.model.lam, null.model.Q, null.model.Yt, Mt)
 
 
 def _rss_and_effects(G: np.ndarray, p: int, k: int):
@@ -160,26 +217,14 @@ def _rss_and_effects(G: np.ndarray, p: int, k: int):
 
 def _search(null: NullModel, iy, im, Mt, logdet_mm, reml: bool) -> tuple[np.ndarray, np.ndarray]:
     """Per-item Brent search of hsq (as fit_lmm, with the boundary check); returns (h, loglik)."""
-    lam, qcols, Yt = null.model.lam, null.model.qcols, null.model.Yt
-
-    if _kernels.HAVE_NUMBA:
-        h, fx, _, _ = _kernels.fit_items(
-            iy, im, lam, qcols, Yt, Mt, logdet_mm, reml, 0.0, HSQ_MAX, null.tol, SQRT_EPS, GOLDEN
-        )
-    else:
-
-        def objective(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
-            ll = _kernels.loglik_items(x, iy[idx], im[idx], lam, qcols, Yt, Mt, logdet_mm, reml)
-            return np.where(np.isnan(ll), np.inf, -ll)
-
-        res = brent_fmin_lockstep(objective, iy.shape[0], 0.0, HSQ_MAX, null.tol)
-        h, fx = res.x, res.fx
+    lam, Q, Yt = null.model.lam, null.model.Q, null.model.Yt
+    h, fx, _, _ = _kernels.fit_items(
+        iy, im, lam, Q, Yt, Mt, logdet_mm, reml, 0.0, HSQ_MAX, null.tol
+    )
     h = h.copy()
     ll = -fx
     for edge in (0.0, HSQ_MAX):
-        le = _kernels.loglik_items(
-            np.full(h.shape, edge), iy, im, lam, qcols, Yt, Mt, logdet_mm, reml
-        )
+        le = _kernels.loglik_items(np.full(h.shape, edge), iy, im, lam, Q, Yt, Mt, logdet_mm, reml)
         better = le > ll
         h[better] = edge
         ll[better] = le[better]
@@ -204,7 +249,7 @@ def scan_chunk(
     mode: str,
     reml: bool = True,
     hsq_fixed: np.ndarray | None = None,
-) -> dict[str, np.ndarray]:
+) -> ChunkScan:
     """Test every marker of a rotated chunk against every trait.
 
     Parameters
@@ -224,66 +269,115 @@ def scan_chunk(
 
     Returns
     -------
-    dict of arrays
-        ``beta`` and ``se`` (m, t, k); ``lod``, ``p_wald``, ``p_lrt``, ``p_score``, ``hsq``,
-        ``loglik`` (m, t); ``testable`` (m,).
+    ChunkScan
+        ``beta`` and ``se`` (m, t, k); the statistics (m, t); ``testable`` (m,).
     """
     m, k, n = Mt.shape
-    p = null.model.p
     t = null.model.t
     Mt, logdet_mm, ok = _residualise_markers(null, Mt)
-    nu = n - p - k
-    iy = np.tile(np.arange(t), m)
-    im = np.repeat(np.arange(m), t)
+    pairs = _Pairs(np.tile(np.arange(t), m), np.repeat(np.arange(m), t), Mt, logdet_mm)
     # untestable markers: give the kernels a harmless column, then blank the results
     if not ok.all():
         Mt[~ok] = 0.0
         Mt[~ok, :, :] = np.eye(k, n)[None]
-        logdet_mm = np.where(ok, logdet_mm, 0.0)
+        pairs = pairs._replace(logdet_mm=np.where(ok, logdet_mm, 0.0))
     if mode == "fixed":
-        default = null.hsq_reml if reml else null.hsq_ml
-        h0 = default if hsq_fixed is None else np.asarray(hsq_fixed, dtype=float)
-        Gm, _ = _grams(null, h0[iy], iy, im, Mt)
-        rss0, rss1, beta, Ainv = _rss_and_effects(Gm, p, k)
-        lrt = n * np.log(rss0 / rss1)
-        score_F = n * (rss0 - rss1) / (k * rss0)
-        hsq = h0[iy]
-        # ML log likelihood of the alternative at the fixed h (R/lmmlite's constants)
-        loglik = _kernels.loglik_items(
-            h0[iy], iy, im, null.model.lam, null.model.qcols, null.model.Yt, Mt, logdet_mm, False
-        )
+        fits = _fixed_mode(null, pairs, fixed_hsq(null, reml, hsq_fixed))
     elif mode == "exact":
-        h_ml, ll_ml = _search(null, iy, im, Mt, logdet_mm, False)
-        h_reml = _search(null, iy, im, Mt, logdet_mm, True)[0] if reml else h_ml
-        Gm, _ = _grams(null, h_reml, iy, im, Mt)
-        rss0, rss1, beta, Ainv = _rss_and_effects(Gm, p, k)
-        lrt = 2.0 * (ll_ml - null.loglik_ml[iy])
-        Gs, _ = _grams(null, null.hsq_ml[iy], iy, im, Mt)
-        s_rss0, s_rss1, _, _ = _rss_and_effects(Gs, p, k)
-        score_F = n * (s_rss0 - s_rss1) / (k * s_rss0)
-        hsq = h_reml
-        loglik = ll_ml
+        fits = _exact_mode(null, pairs, reml)
     else:
         raise ValueError(f"mode must be 'fixed' or 'exact'; got {mode!r}")
+    return _chunk_scan(fits, (m, t, k), n - null.model.p - k, ok)
+
+
+class _Pairs(NamedTuple):
+    """The (marker, trait) pairs of a chunk: trait and marker index of each, the markers'
+    residualised rotated columns and log det(M'M)."""
+
+    iy: np.ndarray
+    im: np.ndarray
+    Mt: np.ndarray
+    logdet_mm: np.ndarray
+
+
+class _PairFits(NamedTuple):
+    """What a mode's fits give for each pair, from which :func:`_chunk_scan` derives tests."""
+
+    rss0: np.ndarray  # y'Py at the Wald test's hsq
+    rss1: np.ndarray  # the same with the marker
+    beta: np.ndarray  # (pairs, k)
+    Ainv: np.ndarray  # (pairs, k, k): the marker block of (Z'SZ)^-1
+    lrt: np.ndarray
+    score_F: np.ndarray
+    hsq: np.ndarray
+    loglik: np.ndarray
+
+
+def _fixed_mode(null: NullModel, pairs: _Pairs, h0: np.ndarray) -> _PairFits:
+    """Every pair at its trait's held hsq ``h0``: LRT n log(rss0/rss1), score at that hsq."""
+    iy, im, Mt, logdet_mm = pairs
+    p, k, n = null.model.p, Mt.shape[1], Mt.shape[2]
+    Gm, _ = _grams(null, h0[iy], iy, im, Mt)
+    rss0, rss1, beta, Ainv = _rss_and_effects(Gm, p, k)
+    # ML log likelihood of the alternative at the fixed h (R/lmmlite's constants)
+    loglik = _kernels.loglik_items(
+        h0[iy], iy, im, null.model.lam, null.model.Q, null.model.Yt, Mt, logdet_mm, False
+    )
+    return _PairFits(
+        rss0=rss0,
+        rss1=rss1,
+        beta=beta,
+        Ainv=Ainv,
+        lrt=n * np.log(rss0 / rss1),
+        score_F=n * (rss0 - rss1) / (k * rss0),
+        hsq=h0[iy],
+        loglik=loglik,
+    )
+
+
+def _exact_mode(null: NullModel, pairs: _Pairs, reml: bool) -> _PairFits:
+    """GEMMA's -lmm 4: hsq searched per pair (REML for the Wald test, ML for the LRT), the
+    score test at the null model's ML hsq."""
+    iy, im, Mt, logdet_mm = pairs
+    p, k, n = null.model.p, Mt.shape[1], Mt.shape[2]
+    h_ml, ll_ml = _search(null, iy, im, Mt, logdet_mm, False)
+    h_reml = _search(null, iy, im, Mt, logdet_mm, True)[0] if reml else h_ml
+    Gm, _ = _grams(null, h_reml, iy, im, Mt)
+    rss0, rss1, beta, Ainv = _rss_and_effects(Gm, p, k)
+    Gs, _ = _grams(null, null.hsq_ml[iy], iy, im, Mt)
+    s_rss0, s_rss1, _, _ = _rss_and_effects(Gs, p, k)
+    return _PairFits(
+        rss0=rss0,
+        rss1=rss1,
+        beta=beta,
+        Ainv=Ainv,
+        lrt=2.0 * (ll_ml - null.loglik_ml[iy]),
+        score_F=n * (s_rss0 - s_rss1) / (k * s_rss0),
+        hsq=h_reml,
+        loglik=ll_ml,
+    )
+
+
+def _chunk_scan(fits: _PairFits, shape: tuple[int, int, int], nu: int, ok: np.ndarray):
+    """The tests of every pair, shaped (m, t) (effects (m, t, k)), NaN for untestable markers."""
+    m, t, k = shape
     with np.errstate(invalid="ignore", divide="ignore"):
-        sigma2 = rss1 / nu
-        se = np.sqrt(sigma2[:, None] * np.diagonal(Ainv, axis1=1, axis2=2))
-        wald_F = (rss0 - rss1) / k / sigma2
+        sigma2 = fits.rss1 / nu
+        se = np.sqrt(sigma2[:, None] * np.diagonal(fits.Ainv, axis1=1, axis2=2))
+        wald_F = (fits.rss0 - fits.rss1) / k / sigma2
         out = {
-            "beta": beta.reshape(m, t, k),
+            "beta": fits.beta.reshape(m, t, k),
             "se": se.reshape(m, t, k),
-            "lod": (np.maximum(lrt, 0.0) / (2.0 * _LN10)).reshape(m, t),
+            "lod": (np.maximum(fits.lrt, 0.0) / (2.0 * _LN10)).reshape(m, t),
             "p_wald": _f_sf(wald_F, k, nu).reshape(m, t),
-            "p_lrt": _chi2_sf(lrt, k).reshape(m, t),
-            "p_score": _f_sf(score_F, k, nu).reshape(m, t),
-            "hsq": hsq.reshape(m, t),
-            "loglik": loglik.reshape(m, t),
+            "p_lrt": _chi2_sf(fits.lrt, k).reshape(m, t),
+            "p_score": _f_sf(fits.score_F, k, nu).reshape(m, t),
+            "hsq": fits.hsq.reshape(m, t),
+            "loglik": fits.loglik.reshape(m, t),
         }
-    for key, val in out.items():
+    for val in out.values():
         val[~ok] = np.nan
-        out[key] = val
-    out["testable"] = ok
-    return out
+    return ChunkScan(testable=ok, **out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -416,7 +510,7 @@ def scan_fixed_gemm(
     reml: bool = True,
     hsq_fixed: np.ndarray | None = None,
     parts: FixedParts | None = None,
-) -> dict[str, np.ndarray]:
+) -> ChunkScan:
     """``scan_chunk(mode="fixed")`` for one-column markers, as matrix products (same output).
 
     ``parts``: :func:`fixed_parts` of the null at the held heritabilities, when the caller
@@ -442,8 +536,7 @@ def scan_fixed_gemm(
         res[key] = val
     res["beta"] = res["beta"][..., None]
     res["se"] = res["se"][..., None]
-    res["testable"] = ok
-    return res
+    return ChunkScan(testable=ok, **res)
 
 
 def scan_best(
@@ -453,14 +546,14 @@ def scan_best(
     mode: str,
     reml: bool = True,
     parts: FixedParts | None = None,
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+) -> tuple[np.ndarray, ChunkScan]:
     """Per trait, the marker of the chunk with the largest LOD and its statistics.
 
-    Returns ``(index, stats)``: the chunk-relative marker index of each trait (-1 where no
-    marker is testable) and the statistics of :func:`scan_chunk` at that marker, each (t,)
-    (``beta``/``se`` (t, k)). Ties go to the first marker. One-column markers in ``fixed``
-    mode never form the full (markers x traits) table: memory is (traits x block);
-    ``parts`` as in :func:`scan_fixed_gemm`.
+    Returns ``(index, best)``: the chunk-relative marker index of each trait (-1 where no
+    marker is testable) and the tests of :func:`scan_chunk` at that marker, each (t,)
+    (``beta``/``se`` (t, k); ``testable``: a marker was found). Ties go to the first marker.
+    One-column markers in ``fixed`` mode never form the full (markers x traits) table:
+    memory is (traits x block); ``parts`` as in :func:`scan_fixed_gemm`.
     """
     _, k, n = Mt.shape
     t = null.model.t
@@ -482,13 +575,13 @@ def scan_best(
         }
         stats["beta"] = stats["beta"][:, None]
         stats["se"] = stats["se"][:, None]
-        return best_i, stats
+        return best_i, ChunkScan(testable=best_i >= 0, **stats)
     res = scan_chunk(null, Mt, mode=mode, reml=reml)
-    lod = np.where(np.isnan(res["lod"]), -np.inf, res["lod"])  # (m, t)
+    lod = np.where(np.isnan(res.lod), -np.inf, res.lod)  # (m, t)
     idx = np.argmax(lod, axis=0)
     cols = np.arange(t)
     found = np.isfinite(lod[idx, cols])
-    stats = {key: res[key][idx, cols] for key in res if key != "testable"}
+    stats = {f: getattr(res, f)[idx, cols] for f in ("beta", "se", *CHUNK_STATS)}
     for val in stats.values():
         val[~found] = np.nan
-    return np.where(found, idx, -1), stats
+    return np.where(found, idx, -1), ChunkScan(testable=found, **stats)

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import FileFormatError
+from ..options import CHUNK_SIZE
 from .tables import separator_for, sha256_file
 
 __all__ = [
@@ -37,9 +38,6 @@ __all__ = [
     "ProbsSource",
     "chromosome_runs",
 ]
-
-#: Default number of markers per chunk.
-CHUNK_SIZE = 2048
 
 
 def chromosome_runs(chrom: np.ndarray, size: int) -> list[tuple[int, int]]:
@@ -78,8 +76,16 @@ class GenotypeSource:
         """Yield ``(start, genotypes (n, k, m_chunk))`` over all markers, within chromosomes."""
         if size < 1:
             raise ValueError(f"chunk size must be positive; got {size}")
-        for start, stop in chromosome_runs(self.markers["chr"].to_numpy(), size):
-            yield start, self._read(start, stop)
+        runs = chromosome_runs(self.markers["chr"].to_numpy(), size)
+        for (start, _), block in zip(runs, self.iter_runs(runs), strict=True):
+            yield start, block
+
+    def iter_runs(self, runs: list[tuple[int, int]]) -> Iterator[np.ndarray]:
+        """Genotypes of the marker ranges ``runs`` (``(start, stop)``, increasing and
+        disjoint), one array (n, k, stop - start) each, in one pass over the file (text
+        formats) or by random access."""
+        for start, stop in runs:
+            yield self._read(start, stop)
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Genotypes of markers ``start:stop`` (n, k, stop - start): random access, as the
@@ -270,12 +276,15 @@ class BimbamSource(GenotypeSource):
         self._alleles = (a1, a0)
         return names, n_fields - 3
 
-    def chunks(self, size: int = CHUNK_SIZE) -> Iterator[tuple[int, np.ndarray]]:
-        runs = chromosome_runs(self.markers["chr"].to_numpy(), size)
+    def iter_runs(self, runs: list[tuple[int, int]]) -> Iterator[np.ndarray]:
         with _open_text(self.path) as fh:
             lines = (ln for ln in fh if ln.strip())
+            pos = 0
             for start, stop in runs:
-                yield start, self._parse(lines, start, stop)
+                for _ in itertools.islice(lines, start - pos):  # skip to the run
+                    pass
+                yield self._parse(lines, start, stop)
+                pos = stop
 
     def _parse(self, lines: Iterator[str], start: int, stop: int) -> np.ndarray:
         """Doses of markers start:stop from the next stop - start lines, as (n, 1, m)."""
@@ -328,18 +337,23 @@ class DosageSource(GenotypeSource):
         meta["pos"] = pd.to_numeric(meta["pos"], errors="coerce")
         self.markers = meta
 
-    def chunks(self, size: int = CHUNK_SIZE) -> Iterator[tuple[int, np.ndarray]]:
-        runs = chromosome_runs(self.markers["chr"].to_numpy(), size)
+    def iter_runs(self, runs: list[tuple[int, int]]) -> Iterator[np.ndarray]:
+        size = max((stop - start for start, stop in runs), default=1)
         with pd.read_csv(
             self.path, sep=self.sep, chunksize=size, na_values=["NA"], dtype={0: str, 1: str}
         ) as reader:
-            buf: pd.DataFrame | None = None
+            buf: pd.DataFrame = pd.DataFrame()
+            first = 0  # marker index of buf's first row
             for start, stop in runs:
-                while buf is None or len(buf) < stop - start:
+                while first + len(buf) < stop:
                     nxt = next(reader)
-                    buf = nxt if buf is None else pd.concat([buf, nxt])
-                block, buf = buf.iloc[: stop - start], buf.iloc[stop - start :]
-                yield start, self._doses(block)
+                    buf = nxt if buf.empty else pd.concat([buf, nxt])
+                    if first + len(buf) <= start:  # rows before the run: not kept
+                        first += len(buf)
+                        buf = buf.iloc[0:0]
+                block = buf.iloc[start - first : stop - first]
+                buf, first = buf.iloc[stop - first :], stop
+                yield self._doses(block)
 
     def _doses(self, block: pd.DataFrame) -> np.ndarray:
         try:

@@ -26,13 +26,14 @@ from __future__ import annotations
 import numpy as np
 
 from . import _kernels
-from .brent import GOLDEN, SQRT_EPS, BrentResult, brent_fmin_lockstep
+from .brent import BrentResult
+from .results import BatchFit, GLSSolution
 
 __all__ = ["RotatedModel"]
 
 
 class RotatedModel:
-    """Rotated data of traits sharing one kinship eigendecomposition (internal).
+    """Rotated data of traits sharing one kinship eigendecomposition.
 
     Parameters
     ----------
@@ -42,6 +43,19 @@ class RotatedModel:
         Rotated phenotypes.
     X : (n, p)
         Rotated covariates, full column rank.
+
+    Attributes
+    ----------
+    lam : (n,)
+        The eigenvalues.
+    Q : (p, n)
+        Orthonormal basis of the covariates' column space, one basis vector per row.
+    R : (p, p)
+        ``X = Q' R``.
+    Yt : (t, n)
+        The phenotypes' residuals on ``Q``, trait by trait.
+    coef_q : (p, t)
+        Their least-squares coefficients on ``Q``.
     """
 
     def __init__(self, Kva: np.ndarray, y: np.ndarray, X: np.ndarray) -> None:
@@ -53,7 +67,7 @@ class RotatedModel:
         Q, R = np.linalg.qr(X)
         self.R = R
         self.logdet_XpX = float(2.0 * np.sum(np.log(np.abs(np.diag(R)))))
-        self.qcols = tuple(np.ascontiguousarray(Q[:, k]) for k in range(p))
+        self.Q = np.ascontiguousarray(Q.T)
         # Least-squares coefficients on Q (p, t) and residuals stored trait by trait (t, n);
         # cheapest when y is F-ordered (y.T contiguous)
         self.coef_q, self.Yt = _kernels.residualise(y.T, Q.T)
@@ -69,7 +83,7 @@ class RotatedModel:
             items,
             np.zeros(items.shape[0], dtype=np.int64),
             self.lam,
-            self.qcols,
+            self.Q,
             self.Yt,
             self._Mt,
             self._logdet_mm,
@@ -77,35 +91,53 @@ class RotatedModel:
         )
 
     def search(self, reml: bool, tol: float, upper: float = 1.0) -> BrentResult:
-        """Brent's search of every trait's hsq on [0, upper] (R's iteration, all traits together:
-        compiled, in lockstep within cache-sized blocks; or NumPy lockstep without numba)."""
+        """Brent's search of every trait's hsq on [0, upper] (R's iteration, all traits
+        together: see :func:`lmmlite.core._kernels.fit_items`)."""
         t = self.t
-        if _kernels.HAVE_NUMBA:
-            x, fx, n_eval, done = _kernels.fit_items(
-                np.arange(t),
-                np.zeros(t, dtype=np.int64),
-                self.lam,
-                self.qcols,
-                self.Yt,
-                self._Mt,
-                self._logdet_mm,
-                reml,
-                0.0,
-                upper,
-                tol,
-                SQRT_EPS,
-                GOLDEN,
-            )
-            return BrentResult(x=x, fx=fx, n_eval=n_eval, converged=done)
+        x, fx, n_eval, done = _kernels.fit_items(
+            np.arange(t),
+            np.zeros(t, dtype=np.int64),
+            self.lam,
+            self.Q,
+            self.Yt,
+            self._Mt,
+            self._logdet_mm,
+            reml,
+            0.0,
+            upper,
+            tol,
+        )
+        return BrentResult(x=x, fx=fx, n_eval=n_eval, converged=done)
 
-        def objective(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
-            ll = self.loglik(x, idx, reml)
-            return np.where(np.isnan(ll), np.inf, -ll)
+    def fit(self, reml: bool, check_boundary: bool, tol: float, upper: float = 1.0) -> BatchFit:
+        """Maximum (restricted) likelihood of every trait's hsq on [0, upper]: Brent's search,
+        then, with ``check_boundary``, a bound taken where its likelihood is strictly better
+        (as R/lmmlite's C++ ``fitLMM``)."""
+        t = self.t
+        res = self.search(reml, tol, upper)
+        hsq = res.x.copy()
+        loglik = -res.fx
+        n_eval = res.n_eval.copy()
+        if check_boundary:
+            items = np.arange(t)
+            for edge in (0.0, upper):
+                ll_edge = self.loglik(np.full(t, edge), items, reml)
+                n_eval += 1
+                better = ll_edge > loglik
+                hsq[better] = edge
+                loglik[better] = ll_edge[better]
+        sol = self.solution(hsq, np.arange(t))
+        return BatchFit(
+            hsq=hsq,
+            loglik=loglik,
+            beta=sol.beta,
+            sigmasq=sol.rss / (self.n - self.p),
+            converged=res.converged & np.isfinite(loglik),
+            n_eval=n_eval,
+        )
 
-        return brent_fmin_lockstep(objective, t, 0.0, upper, tol)
-
-    def solution(self, h: np.ndarray, items: np.ndarray) -> dict[str, np.ndarray]:
-        """beta (m, p), rss, logdet_XSX, sum log d and the Cholesky factor of Q'SQ."""
+    def solution(self, h: np.ndarray, items: np.ndarray) -> GLSSolution:
+        """Generalised least squares of traits ``items`` at heritabilities ``h``."""
         h = np.ascontiguousarray(h, dtype=float)
         items = np.ascontiguousarray(items, dtype=np.int64)
         G, L = _kernels.gram_items(
@@ -113,7 +145,7 @@ class RotatedModel:
             items,
             np.zeros(items.shape[0], dtype=np.int64),
             self.lam,
-            self.qcols,
+            self.Q,
             self.Yt,
             self._Mt,
         )
@@ -127,9 +159,4 @@ class RotatedModel:
         logdet_qsq = 2.0 * np.sum(np.log(np.diagonal(C, axis1=1, axis2=2)), axis=1)
         coef = bq + self.coef_q[:, items].T  # coefficients on Q of the original y
         beta = np.linalg.solve(self.R, coef.T).T
-        return {
-            "beta": beta,
-            "rss": rss,
-            "logdet_XSX": logdet_qsq + self.logdet_XpX,
-            "sum_log_d": L,
-        }
+        return GLSSolution(beta=beta, rss=rss, logdet_XSX=logdet_qsq + self.logdet_XpX, sum_log_d=L)

@@ -1,5 +1,8 @@
 """Input checks shared by the array-level core and the labelled layer.
 
+The core checks its arrays here (:func:`check_model_arrays`, :func:`check_hsq`); the
+labelled layer uses the same rules on its tables.
+
 Each check raises an :class:`~lmmlite.exceptions.InputError` subclass whose message states the
 rule and the offending values; none of them uses ``assert``.
 """
@@ -11,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .exceptions import CovariateError, InputError, KinshipError, PhenotypeError
+from ..exceptions import CovariateError, InputError, KinshipError, PhenotypeError
 
 #: Relative asymmetry of a kinship matrix, max|K - K'| / max|K|, above which it is rejected.
 #: Files written with 10 significant digits (GEMMA) are symmetric to about 1e-10.
@@ -166,4 +169,113 @@ def check_phenotypes(y0: np.ndarray, y: np.ndarray, names: Sequence[str] | None 
             "phenotype is constant (or an exact linear combination of the covariates), so "
             "its variance components cannot be estimated: "
             f"{format_values([labels[k] for k in bad])}"
+        )
+
+
+def check_model_arrays(Kva: Any, y: Any, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Convert and check (Kva, y, X); return y as (n, t) and whether it was one-dimensional."""
+    Kva = as_float_array("Kva", Kva, ndim=(1,))
+    n = Kva.shape[0]
+    check_finite("kinship eigenvalues Kva", Kva, KinshipError)
+    if np.any(Kva < 0):
+        bad = Kva[Kva < 0]
+        raise KinshipError(
+            f"kinship eigenvalues must be non-negative; got {bad.size} negative values "
+            f"({format_values(bad)}); eigen_rotation clips rounding-error negatives to zero"
+        )
+    y = as_float_array("y", y)
+    single = y.ndim == 1
+    if single:
+        y = y[:, None]
+    if y.shape[0] != n:
+        raise InputError(f"y has {y.shape[0]} rows but there are {n} eigenvalues (samples)")
+    if y.shape[1] == 0:
+        raise PhenotypeError("y has no columns (no traits)")
+    check_finite("y", y, PhenotypeError)
+    X = as_float_array("X", X)
+    if X.ndim == 1:
+        X = X[:, None]
+    if X.shape[0] != n:
+        raise InputError(f"X has {X.shape[0]} rows but there are {n} eigenvalues (samples)")
+    check_design(X)
+    return Kva, y, X, single
+
+
+def check_hsq(hsq: Any) -> tuple[np.ndarray, bool]:
+    """Heritabilities as a 1-D array (and whether a scalar was given); must lie in [0, 1]."""
+    arr = np.asarray(hsq, dtype=float)
+    scalar = arr.ndim == 0
+    arr = np.atleast_1d(arr)
+    if arr.ndim != 1:
+        raise InputError(f"hsq must be a scalar or a vector; got shape {arr.shape}")
+    bad = ~((arr >= 0.0) & (arr <= 1.0))
+    if bad.any():
+        raise InputError(f"hsq must lie in [0, 1]; got {format_values(arr[bad])}")
+    return arr, scalar
+
+
+def check_tol(tol: Any, name: str = "tol") -> float:
+    """Brent's tolerance on hsq: a number in (0, 0.5) (estimates within ``tol`` of 0 or 1 are
+    flagged as on the boundary, so a larger one would flag the whole interval)."""
+    try:
+        value = float(tol)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number; got {tol!r}") from None
+    if not 0.0 < value < 0.5:
+        raise InputError(
+            f"{name} must lie strictly between 0 and 0.5 (a tolerance on hsq in [0, 1]); "
+            f"got {tol!r}"
+        )
+    return value
+
+
+def check_level(level: Any) -> float:
+    """Coverage of an interval: a number strictly between 0 and 1."""
+    try:
+        value = float(level)
+    except (TypeError, ValueError):
+        raise InputError(f"level must be a number; got {level!r}") from None
+    if not 0.0 < value < 1.0:
+        raise InputError(f"level must lie strictly between 0 and 1; got {level!r}")
+    return value
+
+
+#: The kinship's eigenvalues on the space orthogonal to the covariates, if their spread (root
+#: mean square deviation from their mean) is below this fraction of the largest eigenvalue, are
+#: all equal up to rounding: hsq cannot be told from the residual variance.
+IDENTIFIABLE_RTOL = 1e-8
+
+
+def check_identifiable(
+    Kva: np.ndarray, Xt: np.ndarray, traits: Sequence[str] | None = None
+) -> None:
+    """Refuse a kinship under which the heritability cannot be estimated.
+
+    With eigenvalues :math:`\\lambda` and rotated covariates ``Xt``, the likelihood depends
+    on hsq only through the eigenvalues of :math:`P \\Lambda P` on the range of
+    :math:`P = I - QQ'` (Q an orthonormal basis of ``Xt``'s columns). If these are all equal
+    (an identity or all-zero kinship, or one whose only structure lies along the covariates,
+    e.g. ``a I + b 11'`` with an intercept), every hsq fits equally well. Their spread is
+    computed without cancellation, as the Frobenius norm of :math:`P(\\Lambda - c)P`, c their
+    mean. Raises :class:`KinshipError` naming ``traits``.
+    """
+    n, p = Xt.shape
+    r = n - p
+    if r < 1:
+        return
+    Q = np.linalg.qr(Xt)[0]
+    w = np.einsum("ij,ij->i", Q, Q)  # squared norms of Q's rows
+    top = float(np.max(np.abs(Kva))) if Kva.size else 0.0
+    c = (float(np.sum(Kva)) - float(np.sum(Kva * w))) / r
+    dev = Kva - c
+    B = Q.T @ (dev[:, None] * Q)
+    ss = float(np.sum(dev * dev) - 2.0 * np.sum(dev * dev * w) + np.sum(B * B))
+    spread = np.sqrt(max(ss, 0.0) / r)
+    if spread <= IDENTIFIABLE_RTOL * top or top == 0.0:
+        who = f" for {format_values(list(traits))}" if traits else ""
+        raise KinshipError(
+            f"the kinship cannot separate the heritability from the residual variance{who}: "
+            f"on the {r} dimensions left by the covariates all its eigenvalues equal {c:.6g} "
+            "(an identity or all-zero kinship, or one whose only structure lies along the "
+            "covariates, over the samples analysed); every hsq fits equally well"
         )

@@ -1,0 +1,290 @@
+"""Sample alignment, shared by heritability and scans: tables checked and indexed by sample id,
+ids matched across inputs (never by position), the design matrix, and the phenotypes grouped by
+missing-data pattern.
+
+Every id problem (missing, duplicated) is an error listing the ids, unless the caller asked to
+analyse the samples present everywhere; then the dropped ids are named in a warning.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .core.checks import SYMMETRY_RTOL, check_design, check_phenotypes, format_values
+from .exceptions import (
+    CovariateError,
+    InputError,
+    KinshipError,
+    PhenotypeError,
+    SampleMismatchError,
+    SamplesDroppedWarning,
+)
+
+__all__ = [
+    "Alignment",
+    "Pattern",
+    "align",
+    "design_matrix",
+    "kinship_frame",
+    "match_samples",
+    "numeric_frame",
+    "pattern_groups",
+    "sample_ids",
+]
+
+
+def sample_ids(index: Sequence[Any] | pd.Index, what: str) -> pd.Index:
+    """Sample ids as stripped strings; duplicated ids are an error naming them."""
+    ids = pd.Index([str(v).strip() for v in index], dtype=object)
+    dup = ids[ids.duplicated()].unique()
+    if len(dup):
+        raise SampleMismatchError(f"{what} has duplicated sample ids: {format_values(list(dup))}")
+    return ids
+
+
+def numeric_frame(df: Any, what: str, error: type[InputError] = InputError) -> pd.DataFrame:
+    """A DataFrame (or Series) of numbers indexed by sample id, as float64 with string ids.
+
+    Raises ``error`` for another type, an empty table or a non-numeric column (naming an
+    offending value and its sample).
+    """
+    if isinstance(df, pd.Series):
+        df = df.to_frame()
+    if not isinstance(df, pd.DataFrame):
+        raise InputError(
+            f"{what} must be a pandas DataFrame indexed by sample id; got {type(df).__name__}"
+        )
+    if df.shape[0] == 0 or df.shape[1] == 0:
+        raise error(f"{what} is empty (shape {df.shape})")
+    numeric = [pd.api.types.is_numeric_dtype(dt) for dt in df.dtypes]
+    bad = [c for c, ok in zip(df.columns, numeric, strict=True) if not ok]
+    if bad:
+        examples = []
+        for c in bad[:3]:
+            col = df[c]
+            vals = pd.to_numeric(col, errors="coerce")
+            first = col[vals.isna() & col.notna()]
+            if len(first):
+                examples.append(f"{c!s} (e.g. {first.iloc[0]!r} for sample {first.index[0]!s})")
+            else:
+                examples.append(str(c))
+        raise error(f"{what} has non-numeric column(s): {', '.join(examples)}")
+    names = [str(c) for c in df.columns]
+    dup = sorted({c for c in names if names.count(c) > 1})
+    if dup:
+        raise error(f"{what} has duplicated column names: {format_values(dup)}")
+    return pd.DataFrame(df.to_numpy(dtype=float), index=sample_ids(df.index, what), columns=names)
+
+
+def kinship_frame(kinship: Any) -> pd.DataFrame:
+    """A kinship DataFrame checked: square, the same ids on both axes (put in the same order),
+    finite and symmetric (to :data:`~lmmlite.core.checks.SYMMETRY_RTOL`)."""
+    if not isinstance(kinship, pd.DataFrame):
+        raise InputError(
+            "kinship must be a pandas DataFrame with sample ids as index and "
+            f"columns; got {type(kinship).__name__}"
+        )
+    K = numeric_frame(kinship, "kinship", KinshipError)
+    if K.shape[0] != K.shape[1]:
+        raise KinshipError(
+            f"kinship must be square; got {K.shape[0]} rows and {K.shape[1]} columns"
+        )
+    cols = sample_ids(pd.Index(K.columns), "kinship columns")
+    if set(cols) != set(K.index):
+        col_set, row_set = set(cols), set(K.index)
+        only_rows = [i for i in K.index if i not in col_set]
+        only_cols = [c for c in cols if c not in row_set]
+        raise SampleMismatchError(
+            "kinship row and column ids differ: rows only "
+            f"{format_values(only_rows)}; columns only {format_values(only_cols)}"
+        )
+    K.columns = cols
+    K = K.loc[:, K.index]
+    vals = K.to_numpy()
+    bad = np.argwhere(~np.isfinite(vals))
+    if bad.size:
+        pairs = [f"({K.index[i]}, {K.columns[j]})" for i, j in bad[:5]]
+        raise KinshipError(
+            f"kinship has {len(bad)} NaN or infinite value(s), e.g. at {format_values(pairs, 5)}"
+        )
+    diff = np.abs(vals - vals.T)
+    if diff.max() > SYMMETRY_RTOL * max(float(np.abs(vals).max()), np.finfo(float).tiny):
+        i, j = np.unravel_index(int(np.argmax(diff)), diff.shape)
+        raise KinshipError(
+            f"kinship is not symmetric: K[{K.index[i]}, {K.columns[j]}] = {vals[i, j]:.6g} but "
+            f"K[{K.index[j]}, {K.columns[i]}] = {vals[j, i]:.6g}"
+        )
+    return K
+
+
+def match_samples(
+    ids: pd.Index, available: Mapping[str, set[str]], samples: str, *, option: str
+) -> tuple[pd.Index, list[str]]:
+    """The ``ids`` present in every input of ``available`` (input name -> its ids), in order.
+
+    With ``samples="strict"`` a missing id is an error naming it and the input; otherwise
+    (``"intersection"``, ``"drop"``) the missing ids are left out with a
+    :class:`~lmmlite.SamplesDroppedWarning` naming them. ``option`` names the way to ask for
+    that in the error message. Returns the kept ids and the dropped ones.
+    """
+    missing = {what: [i for i in ids if i not in have] for what, have in available.items()}
+    dropped = sorted({i for v in missing.values() for i in v})
+    if dropped and samples == "strict":
+        parts = [f"{len(v)} not in the {k} ({format_values(v)})" for k, v in missing.items() if v]
+        raise SampleMismatchError(
+            "every phenotyped sample must appear in the "
+            f"{' and '.join(available)}: {'; '.join(parts)}. Pass {option} to analyse only "
+            "the samples present in every input"
+        )
+    if dropped:
+        parts = [f"{len(v)} not in the {k}" for k, v in missing.items() if v]
+        warnings.warn(
+            f"{len(dropped)} phenotyped sample(s) left out ({'; '.join(parts)}): "
+            f"{format_values(dropped)}",
+            SamplesDroppedWarning,
+            stacklevel=3,
+        )
+    gone = set(dropped)
+    return pd.Index([i for i in ids if i not in gone], dtype=object), dropped
+
+
+def design_matrix(C: pd.DataFrame | None, ids: pd.Index, intercept: bool | None) -> pd.DataFrame:
+    """The covariates of ``ids`` (no missing values allowed), with an intercept column first
+    unless a covariate is constant (``intercept=None``) or as ``intercept`` says."""
+    if C is None:
+        return pd.DataFrame({"intercept": np.ones(len(ids))}, index=ids)
+    X = C.loc[ids]
+    if X.isna().any().any():
+        bad = X.index[X.isna().any(axis=1)]
+        raise CovariateError(
+            f"covariates have missing values for {len(bad)} sample(s): "
+            f"{format_values(list(bad))}; remove those samples or impute the covariates"
+        )
+    has_const = any(np.ptp(X[c].to_numpy()) == 0 and X[c].iloc[0] != 0 for c in X.columns)
+    add = (not has_const) if intercept is None else intercept
+    if add:
+        if "intercept" in X.columns:
+            raise CovariateError("covariates already have a column named 'intercept'")
+        X = pd.concat([pd.DataFrame({"intercept": np.ones(len(ids))}, index=ids), X], axis=1)
+    return X
+
+
+def pattern_groups(observed: np.ndarray) -> list[np.ndarray]:
+    """Columns of ``observed`` (samples x traits, True where observed) grouped by missing-data
+    pattern, groups in order of their first trait."""
+    keys = np.ascontiguousarray(np.packbits(observed, axis=0).T)
+    first: dict[bytes, int] = {}
+    group = np.fromiter(
+        (first.setdefault(row.tobytes(), len(first)) for row in keys),
+        dtype=np.int64,
+        count=keys.shape[0],
+    )
+    order = np.argsort(group, kind="stable")
+    bounds = np.flatnonzero(np.diff(group[order])) + 1
+    return np.split(order, bounds)
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """Traits sharing a missing-data pattern: the samples they are analysed on, their values
+    and the design matrix over those samples."""
+
+    ids: list[str]
+    """The analysed samples' ids."""
+    mask: np.ndarray
+    """Which of the aligned samples these are (boolean, over :attr:`Alignment.ids`)."""
+    traits: list[str]
+    """The traits' names."""
+    columns: np.ndarray
+    """The traits' positions among all phenotypes."""
+    Y: np.ndarray
+    """Phenotypes (n, t)."""
+    X: np.ndarray
+    """Covariates (n, p), full column rank."""
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """Phenotypes and covariates aligned by sample id and grouped by missing-data pattern."""
+
+    ids: pd.Index
+    """The analysed samples (observed for at least one trait), in phenotype-table order."""
+    dropped: list[str]
+    """Phenotyped samples left out because an input lacks them."""
+    traits: list[str]
+    """All traits, in table order."""
+    covariates: list[str]
+    """The design matrix's columns (``intercept`` first when added)."""
+    patterns: list[Pattern]
+    """The missing-data patterns, in order of their first trait."""
+
+
+def align(
+    pheno: pd.DataFrame,
+    covar: pd.DataFrame | None,
+    available: Mapping[str, set[str]],
+    *,
+    samples: str,
+    option: str,
+    intercept: bool | None,
+    extra_columns: int = 0,
+) -> Alignment:
+    """Match the phenotyped samples to the other inputs, build the design matrix and group
+    the traits by missing-data pattern, checking each pattern's design (rank, enough samples
+    for the covariates, ``extra_columns`` more per test, and the heritability) and that no
+    trait is constant.
+
+    ``pheno`` and ``covar`` come from :func:`numeric_frame`; ``available`` maps each other
+    input to its sample ids (see :func:`match_samples`).
+    """
+    infinite = [c for c in pheno.columns if np.isinf(pheno[c].to_numpy()).any()]
+    if infinite:
+        raise PhenotypeError(
+            f"phenotypes have infinite values in column(s) {format_values(infinite)}"
+        )
+    empty = [c for c in pheno.columns if pheno[c].notna().sum() == 0]
+    if empty:
+        raise PhenotypeError(f"phenotype(s) with no observed values: {format_values(empty)}")
+    have = dict(available)
+    if covar is not None:
+        have["covariates"] = set(covar.index)
+    P = pheno[pheno.notna().any(axis=1)]  # samples with no observed phenotype: not analysed
+    ids, dropped = match_samples(P.index, have, samples, option=option)
+    P = P.loc[ids]
+    X_all = design_matrix(covar, ids, intercept)
+    covariates = [str(c) for c in X_all.columns]
+    observed = P.notna().to_numpy()
+    values = P.to_numpy()
+    Xv = X_all.to_numpy()
+    names = np.array([str(c) for c in P.columns], dtype=object)
+    patterns = []
+    for cols in pattern_groups(observed):
+        mask = observed[:, cols[0]]
+        traits = [str(v) for v in names[cols]]
+        n, p = int(mask.sum()), Xv.shape[1]
+        _check_enough_samples(traits, n, p, extra_columns)
+        X = Xv[mask]
+        check_design(X, covariates)
+        Y = values[np.ix_(mask, cols)]
+        check_phenotypes(Y - X @ np.linalg.lstsq(X, Y, rcond=None)[0], Y, traits)
+        patterns.append(Pattern([str(i) for i in ids[mask]], mask, traits, cols, Y, X))
+    return Alignment(ids, dropped, [str(c) for c in P.columns], covariates, patterns)
+
+
+def _check_enough_samples(traits: list[str], n: int, p: int, extra: int) -> None:
+    """The heritability needs two residual degrees of freedom beyond the covariates (with
+    one, hsq and the residual variance cannot be told apart), and a test ``extra`` more."""
+    need = p + extra + 2
+    if n < need:
+        more = f", {extra} marker column(s)" if extra else ""
+        raise PhenotypeError(
+            f"phenotype(s) {format_values(traits)} have n = {n} observed samples; need at "
+            f"least {need} ({p} covariate(s){more} and 2 more to separate the heritability "
+            "from the residual variance)"
+        )
