@@ -14,13 +14,14 @@ rotated, orthonormalised covariates ``Q`` (shared by all items), the item's own 
 ``M`` (a marker's genotype columns in a scan; none for heritability) and the item's rotated
 phenotype ``y``. The log likelihood follows from a Cholesky factorisation of :math:`G_j`.
 
-The kernels loop over items in parallel (``prange``); the sums over samples are written as
-separate passes over contiguous arrays so that LLVM vectorises them. The log-determinant is
-accumulated as products of 64 factors renormalised with ``frexp``, one logarithm per item
-instead of one per sample; a block whose product leaves the safe range is summed term by term.
-
-Fast-math flags allow reassociation (vectorised sums) and contraction (FMA) but not
-``nnan``/``ninf``: infinities and NaN keep their IEEE meaning.
+The kernels loop over items in parallel (``prange``). Sums over samples are written in four
+explicit lanes added in a fixed order, which the compiler vectorises without reordering
+anything: no fast-math flag is used, so an item's numbers are the same bit for bit whatever
+the build (serial or parallel, freshly compiled or loaded from numba's cache) and whatever
+the number of items. The log-determinant is accumulated as products of 64 factors
+renormalised with ``frexp``, one logarithm per item instead of one per sample; a block whose
+product leaves the safe range is summed term by term. Every kernel takes the covariate basis as
+one 2-D array, so each is compiled once whatever the number of covariates.
 """
 
 from __future__ import annotations
@@ -60,7 +61,6 @@ __all__ = [
 
 _LN2 = math.log(2.0)
 _LOG_2PI = math.log(2.0 * math.pi)
-_FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 #: Below this many (items x samples) the serial kernel is used: thread start-up dominates.
 _PARALLEL_MIN_WORK = 200_000
 
@@ -85,8 +85,10 @@ def _parallel(work: int) -> bool:
 
 #: Items handled by one parallel task (scratch arrays are allocated once per task).
 _CHUNK = 64
-#: Factors multiplied together before one frexp renormalisation in the log-determinant.
+#: Factors multiplied together before one frexp renormalisation in the log-determinant (a
+#: multiple of 4: the lanes of _weights).
 _BLOCK = 64
+_U1, _U2, _U3 = np.uint64(1), np.uint64(2), np.uint64(3)
 
 
 def _logdet_tail(h, lam, i0, i1):  # pragma: no cover - compiled
@@ -98,142 +100,91 @@ def _logdet_tail(h, lam, i0, i1):  # pragma: no cover - compiled
     return acc
 
 
-def _gram_small(h, lam, z0, z1, z2, z3, c, G):  # pragma: no cover - compiled
-    """Fused pass: lower triangle of Z'SZ for c <= 4 columns and sum(log d), in one sweep.
+def _weights(h, lam, s):  # pragma: no cover - compiled
+    """Fill ``s`` with 1/d, d = h*lam + (1 - h), and return sum(log d).
 
-    d = h*lam + (1 - h) and 1/d are formed on the fly and never stored. The log-determinant is
-    the log of block products of ``_BLOCK`` factors, renormalised with frexp; a block whose
-    product leaves the safe range (zero, subnormal or huge factors) is summed term by term.
+    The log-determinant is the log of block products of ``_BLOCK`` factors (four lanes of
+    16, multiplied in a fixed order), renormalised with frexp: one logarithm per item instead
+    of one per sample. A block whose product leaves the safe range (zero, subnormal or huge
+    factors) is summed term by term.
     """
     n = lam.shape[0]
     om = 1.0 - h
     mant = 1.0
     expo = 0
     extra = 0.0
-    g00 = g10 = g11 = g20 = g21 = g22 = g30 = g31 = g32 = g33 = 0.0
     for i0 in range(0, n, _BLOCK):
         i1 = min(i0 + _BLOCK, n)
-        prod = 1.0
-        if c == 2:
-            for i in range(i0, i1):
-                d = h * lam[i] + om
-                s = 1.0 / d
-                prod *= d
-                w0 = s * z0[i]
-                w1 = s * z1[i]
-                g00 += w0 * z0[i]
-                g10 += w1 * z0[i]
-                g11 += w1 * z1[i]
-        elif c == 3:
-            for i in range(i0, i1):
-                d = h * lam[i] + om
-                s = 1.0 / d
-                prod *= d
-                w0 = s * z0[i]
-                w1 = s * z1[i]
-                w2 = s * z2[i]
-                g00 += w0 * z0[i]
-                g10 += w1 * z0[i]
-                g11 += w1 * z1[i]
-                g20 += w2 * z0[i]
-                g21 += w2 * z1[i]
-                g22 += w2 * z2[i]
-        else:
-            for i in range(i0, i1):
-                d = h * lam[i] + om
-                s = 1.0 / d
-                prod *= d
-                w0 = s * z0[i]
-                w1 = s * z1[i]
-                w2 = s * z2[i]
-                w3 = s * z3[i]
-                g00 += w0 * z0[i]
-                g10 += w1 * z0[i]
-                g11 += w1 * z1[i]
-                g20 += w2 * z0[i]
-                g21 += w2 * z1[i]
-                g22 += w2 * z2[i]
-                g30 += w3 * z0[i]
-                g31 += w3 * z1[i]
-                g32 += w3 * z2[i]
-                g33 += w3 * z3[i]
-        if prod > 1e-280 and prod < 1e280:
-            m, e = math.frexp(prod * mant)
-            mant = m
-            expo += e
-        else:
-            extra += _logdet_tail(h, lam, i0, i1)
-    G[0, 0] = g00
-    G[1, 0] = g10
-    G[1, 1] = g11
-    if c > 2:
-        G[2, 0] = g20
-        G[2, 1] = g21
-        G[2, 2] = g22
-    if c > 3:
-        G[3, 0] = g30
-        G[3, 1] = g31
-        G[3, 2] = g32
-        G[3, 3] = g33
-    return math.log(mant) + expo * _LN2 + extra
-
-
-def _column(a, p, k, qcols, Mt, im, y, zero):  # pragma: no cover - compiled
-    """Column ``a`` of Z = [Q, M_im, y] (``qcols``: the covariate basis, a tuple of columns),
-    then zero columns (padding up to 4)."""
-    if a < p:
-        return qcols[a]
-    if a < p + k:
-        return Mt[im, a - p]
-    if a == p + k:
-        return y
-    return zero
-
-
-def _gram(h, lam, qcols, Mt, im, y, zero, s, G):  # pragma: no cover - compiled
-    """Fill the lower triangle of G with Z'SZ, Z = [Q, M_im, y]; return sum(log d)."""
-    p = len(qcols)
-    k = Mt.shape[1]
-    c = p + k + 1
-    if c <= 4:
-        return _gram_small(
-            h,
-            lam,
-            _column(0, p, k, qcols, Mt, im, y, zero),
-            _column(1, p, k, qcols, Mt, im, y, zero),
-            _column(2, p, k, qcols, Mt, im, y, zero),
-            _column(3, p, k, qcols, Mt, im, y, zero),
-            c,
-            G,
-        )
-    # Many columns: store 1/d once, then one pass per pair of columns.
-    n = lam.shape[0]
-    om = 1.0 - h
-    mant = 1.0
-    expo = 0
-    extra = 0.0
-    for i0 in range(0, n, _BLOCK):
-        i1 = min(i0 + _BLOCK, n)
-        prod = 1.0
-        for i in range(i0, i1):
+        i4 = i0 + (i1 - i0) // 4 * 4
+        p0 = p1 = p2 = p3 = 1.0
+        for r in range(i0 // 4, i4 // 4):
+            i = np.uint64(4 * r)
+            d0 = h * lam[i] + om
+            d1 = h * lam[i + _U1] + om
+            d2 = h * lam[i + _U2] + om
+            d3 = h * lam[i + _U3] + om
+            s[i] = 1.0 / d0
+            s[i + _U1] = 1.0 / d1
+            s[i + _U2] = 1.0 / d2
+            s[i + _U3] = 1.0 / d3
+            p0 *= d0
+            p1 *= d1
+            p2 *= d2
+            p3 *= d3
+        for i in range(i4, i1):
             d = h * lam[i] + om
             s[i] = 1.0 / d
-            prod *= d
+            p0 *= d
+        prod = (p0 * p1) * (p2 * p3)
         if prod > 1e-280 and prod < 1e280:
             m, e = math.frexp(prod * mant)
             mant = m
             expo += e
         else:
             extra += _logdet_tail(h, lam, i0, i1)
-    for a in range(c):
-        za = _column(a, p, k, qcols, Mt, im, y, zero)
-        for b in range(a + 1):
-            zb = _column(b, p, k, qcols, Mt, im, y, zero)
-            acc = 0.0
-            for i in range(n):
-                acc += s[i] * za[i] * zb[i]
-            G[a, b] = acc
     return math.log(mant) + expo * _LN2 + extra
+
+
+def _wdot(s, x, y):  # pragma: no cover - compiled
+    """sum(s * x * y) in four lanes summed in a fixed order: four independent chains that the
+    processor overlaps, without letting the compiler reorder the sums, so that the result is
+    the same bit for bit whatever the build (serial, parallel, freshly compiled or loaded from
+    numba's cache). Unsigned indices spare numba's negative-index checks."""
+    n = s.shape[0]
+    a0 = a1 = a2 = a3 = 0.0
+    for r in range(n // 4):
+        i = np.uint64(4 * r)
+        a0 += s[i] * x[i] * y[i]
+        a1 += s[i + _U1] * x[i + _U1] * y[i + _U1]
+        a2 += s[i + _U2] * x[i + _U2] * y[i + _U2]
+        a3 += s[i + _U3] * x[i + _U3] * y[i + _U3]
+    tail = 0.0
+    for i in range(n // 4 * 4, n):
+        tail += s[i] * x[i] * y[i]
+    return ((a0 + a1) + (a2 + a3)) + tail
+
+
+def _column(a, p, k, Q, Mt, im, y):  # pragma: no cover - compiled
+    """Column ``a`` of Z = [Q', M_im, y] (``Q``: the covariate basis, one vector per row)."""
+    if a < p:
+        return Q[a]
+    if a < p + k:
+        return Mt[im, a - p]
+    return y
+
+
+def _gram(h, lam, Q, Mt, im, y, s, G):  # pragma: no cover - compiled
+    """Fill the lower triangle of G with Z'SZ, Z = [Q', M_im, y]; return sum(log d). ``s``
+    is scratch of length n."""
+    p = Q.shape[0]
+    k = Mt.shape[1]
+    c = p + k + 1
+    L = _weights(h, lam, s)
+    for a in range(c):
+        za = _column(a, p, k, Q, Mt, im, y)
+        for b in range(a + 1):
+            G[a, b] = _wdot(s, za, _column(b, p, k, Q, Mt, im, y))
+    return L
 
 
 def _assemble(G, L, n, r, reml, logdet_zz):  # pragma: no cover - compiled
@@ -269,31 +220,29 @@ def _assemble(G, L, n, r, reml, logdet_zz):  # pragma: no cover - compiled
     return ll
 
 
-def _loglik_items(h, iy, im, lam, qcols, Yt, Mt, logdet_mm, reml, out):  # pragma: no cover
+def _loglik_items(h, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, out):  # pragma: no cover
     m = h.shape[0]
     n = lam.shape[0]
-    c = len(qcols) + Mt.shape[1] + 1
-    zero = np.zeros(n)
+    c = Q.shape[0] + Mt.shape[1] + 1
     nchunk = (m + _CHUNK - 1) // _CHUNK
     for ch in numba.prange(nchunk):
         s = np.empty(n)
         G = np.empty((c, c))
         for j in range(ch * _CHUNK, min(m, (ch + 1) * _CHUNK)):
-            L = _gram(h[j], lam, qcols, Mt, im[j], Yt[iy[j]], zero, s, G)
+            L = _gram(h[j], lam, Q, Mt, im[j], Yt[iy[j]], s, G)
             out[j] = _assemble(G, L, n, c - 1, reml, logdet_mm[im[j]])
 
 
-def _gram_items(h, iy, im, lam, qcols, Yt, Mt, out_G, out_L):  # pragma: no cover - compiled
+def _gram_items(h, iy, im, lam, Q, Yt, Mt, out_G, out_L):  # pragma: no cover - compiled
     m = h.shape[0]
     n = lam.shape[0]
     c = out_G.shape[1]
-    zero = np.zeros(n)
     nchunk = (m + _CHUNK - 1) // _CHUNK
     for ch in numba.prange(nchunk):
         s = np.empty(n)
         G = np.zeros((c, c))
         for j in range(ch * _CHUNK, min(m, (ch + 1) * _CHUNK)):
-            out_L[j] = _gram(h[j], lam, qcols, Mt, im[j], Yt[iy[j]], zero, s, G)
+            out_L[j] = _gram(h[j], lam, Q, Mt, im[j], Yt[iy[j]], s, G)
             for a in range(c):
                 for b in range(a + 1):
                     out_G[j, a, b] = G[a, b]
@@ -410,9 +359,9 @@ _GOLDEN = GOLDEN
 _SQRT_EPS = SQRT_EPS
 
 
-def _neg_loglik(h, j, iy, im, lam, qcols, Yt, Mt, logdet_mm, reml, zero, s, G):
+def _neg_loglik(h, j, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, s, G):
     c = G.shape[0]
-    L = _gram(h, lam, qcols, Mt, im[j], Yt[iy[j]], zero, s, G)
+    L = _gram(h, lam, Q, Mt, im[j], Yt[iy[j]], s, G)
     ll = _assemble(G, L, lam.shape[0], c - 1, reml, logdet_mm[im[j]])
     return math.inf if math.isnan(ll) else -ll
 
@@ -421,7 +370,7 @@ def _fit_items(
     iy,
     im,
     lam,
-    qcols,
+    Q,
     Yt,
     Mt,
     logdet_mm,
@@ -440,8 +389,7 @@ def _fit_items(
     of ``_FIT_BLOCK`` items; blocks run in parallel. Minimises -loglik (NaN taken as +inf)."""
     m = iy.shape[0]
     n = lam.shape[0]
-    c = len(qcols) + Mt.shape[1] + 1
-    zero = np.zeros(n)
+    c = Q.shape[0] + Mt.shape[1] + 1
     nblk = (m + _FIT_BLOCK - 1) // _FIT_BLOCK
     for blk in numba.prange(nblk):
         j0 = blk * _FIT_BLOCK
@@ -458,7 +406,7 @@ def _fit_items(
         fx = np.empty(nb)
         for i in range(nb):
             fx[i] = _neg_loglik(
-                x[i], j0 + i, iy, im, lam, qcols, Yt, Mt, logdet_mm, reml, zero, s, G
+                x[i], j0 + i, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, s, G
             )
         fv = fx.copy()
         fw = fx.copy()
@@ -476,7 +424,7 @@ def _fit_items(
             active = active[:k]
             for ii in range(k):
                 fu[ii] = _neg_loglik(
-                    u[ii], j0 + active[ii], iy, im, lam, qcols, Yt, Mt, logdet_mm, reml, zero, s, G
+                    u[ii], j0 + active[ii], iy, im, lam, Q, Yt, Mt, logdet_mm, reml, s, G
                 )
                 neval[active[ii]] += 1
             _brent_update(active, u[:k], fu[:k], a, b, x, w, v, fx, fw, fv)
@@ -541,29 +489,31 @@ numba: Any = None  # the numba module, once imported (the kernels' prange refers
 _BUILT: dict[str, Any] = {}
 _BUILD_LOCK = threading.Lock()
 _ANNOUNCED = False
-_FASTMATH_OPTS = {"fastmath": _FASTMATH, "cache": True, "nogil": True, "error_model": "numpy"}
-#: Brent's decisions need exact IEEE semantics: no fast-math flags.
-_EXACT_OPTS = {"cache": True, "nogil": True}
+#: No fast-math flags: every sum is taken in the order written (vectorised through explicit
+#: lanes), so the numbers do not depend on how a kernel was built (serial or parallel, freshly
+#: compiled or loaded from numba's cache), and Brent's decisions see exact IEEE arithmetic.
+_OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
 #: Helpers compiled first, in this order, and called by the kernels (module globals, which
 #: numba resolves when it compiles a caller).
 _HELPERS = (
-    ("_logdet_tail", _FASTMATH_OPTS),
-    ("_gram_small", _FASTMATH_OPTS),
-    ("_column", _FASTMATH_OPTS),
-    ("_gram", _FASTMATH_OPTS),
-    ("_assemble", _FASTMATH_OPTS),
-    ("_neg_loglik", _FASTMATH_OPTS),
-    ("_brent_propose", _EXACT_OPTS),
-    ("_brent_update", _EXACT_OPTS),
+    "_logdet_tail",
+    "_weights",
+    "_wdot",
+    "_column",
+    "_gram",
+    "_assemble",
+    "_neg_loglik",
+    "_brent_propose",
+    "_brent_update",
 )
 #: The kernels: name -> (Python function, numba options). Each has a serial and a parallel
 #: build under distinct names (numba's on-disk cache is keyed by qualified name and line).
 _KERNELS = {
-    "loglik": (_loglik_items, _FASTMATH_OPTS),
-    "gram": (_gram_items, _FASTMATH_OPTS),
-    "residualise": (_residualise, _FASTMATH_OPTS),
-    "fit": (_fit_items, _EXACT_OPTS),
-    "best": (_best_markers, _FASTMATH_OPTS),
+    "loglik": _loglik_items,
+    "gram": _gram_items,
+    "residualise": _residualise,
+    "fit": _fit_items,
+    "best": _best_markers,
 }
 
 
@@ -608,21 +558,15 @@ def _kernel(name: str, parallel: bool) -> Any:
 
                 numba = nb
                 g = globals()
-                for helper, opts in _HELPERS:
-                    g[helper] = numba.njit(**opts)(g[helper])
-            func, opts = _KERNELS[name]
+                for helper in _HELPERS:
+                    g[helper] = numba.njit(**_OPTS)(g[helper])
+            func = _KERNELS[name]
             if parallel:
-                _BUILT[key] = numba.njit(parallel=True, **opts)(func)
+                _BUILT[key] = numba.njit(parallel=True, **_OPTS)(func)
             else:
-                _BUILT[key] = numba.njit(**opts)(_renamed(func, f"{func.__name__}_serial"))
+                _BUILT[key] = numba.njit(**_OPTS)(_renamed(func, f"{func.__name__}_serial"))
             _announce(_BUILT[key])
     return _BUILT[key]
-
-
-def _columns(Q: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The covariate basis as the compiled kernels take it: a tuple of its rows (each kernel
-    is specialised for the number of covariates)."""
-    return tuple(Q)
 
 
 def _compiled(name: str, work: int, use_numba: bool | None) -> Any:
@@ -815,7 +759,7 @@ def loglik_items(h, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, *, use_numba=None):
         G, L = _gram_numpy(h, iy, im, lam, Q, Yt, Mt)
         return _assemble_numpy(G, L, lam.shape[0], reml, logdet_mm[im])
     out = np.empty(h.shape[0])
-    kernel(h, iy, im, lam, _columns(Q), Yt, Mt, logdet_mm, reml, out)
+    kernel(h, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, out)
     return out
 
 
@@ -828,7 +772,7 @@ def gram_items(h, iy, im, lam, Q, Yt, Mt, *, use_numba=None):
     c = Q.shape[0] + Mt.shape[1] + 1
     out_G = np.empty((h.shape[0], c, c))
     out_L = np.empty(h.shape[0])
-    kernel(h, iy, im, lam, _columns(Q), Yt, Mt, out_G, out_L)
+    kernel(h, iy, im, lam, Q, Yt, Mt, out_G, out_L)
     return out_G, out_L
 
 
@@ -873,7 +817,7 @@ def fit_items(iy, im, lam, Q, Yt, Mt, logdet_mm, reml, lower, upper, tol, *, use
     neval = np.empty(m, dtype=np.int64)
     done = np.empty(m, dtype=bool)
     kernel(
-        iy, im, lam, _columns(Q), Yt, Mt, logdet_mm, reml, float(lower), float(upper), tol / 3.0,
+        iy, im, lam, Q, Yt, Mt, logdet_mm, reml, float(lower), float(upper), tol / 3.0,
         _SQRT_EPS, _GOLDEN, x, fx, neval, done,
     )  # fmt: skip
     return x, fx, neval, done
