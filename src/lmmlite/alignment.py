@@ -19,6 +19,7 @@ import pandas as pd
 from .core.checks import SYMMETRY_RTOL, check_design, check_phenotypes, format_values
 from .exceptions import (
     CovariateError,
+    DataWarning,
     InputError,
     KinshipError,
     PhenotypeError,
@@ -42,6 +43,12 @@ __all__ = [
 def sample_ids(index: Sequence[Any] | pd.Index, what: str) -> pd.Index:
     """Sample ids as stripped strings; duplicated ids are an error naming them."""
     ids = pd.Index([str(v).strip() for v in index], dtype=object)
+    blank = [i for i, v in enumerate(index) if v is None or v != v or str(v).strip() == ""]
+    if blank:
+        raise SampleMismatchError(
+            f"{what} has {len(blank)} sample(s) without an id (empty or NaN), e.g. at row "
+            f"{blank[0] + 1}"
+        )
     dup = ids[ids.duplicated()].unique()
     if len(dup):
         raise SampleMismatchError(f"{what} has duplicated sample ids: {format_values(list(dup))}")
@@ -251,6 +258,7 @@ def align(
     empty = [c for c in pheno.columns if pheno[c].notna().sum() == 0]
     if empty:
         raise PhenotypeError(f"phenotype(s) with no observed values: {format_values(empty)}")
+    _warn_missing_codes(pheno)
     have = dict(available)
     if covar is not None:
         have["covariates"] = set(covar.index)
@@ -275,6 +283,27 @@ def align(
         check_phenotypes(Y - X @ np.linalg.lstsq(X, Y, rcond=None)[0], Y, traits)
         patterns.append(Pattern([str(i) for i in ids[mask]], mask, traits, cols, Y, X))
     return Alignment(ids, dropped, [str(c) for c in P.columns], covariates, patterns)
+
+
+#: Values that programs write for a missing phenotype (PLINK: -9).
+_MISSING_CODES = (-9.0,)
+
+
+def _warn_missing_codes(pheno: pd.DataFrame) -> None:
+    """A value such as -9 repeated in a phenotype is likely a missing-value code that was
+    read as a number: say so (a warning; the value is analysed as given)."""
+    for code in _MISSING_CODES:
+        counts = (pheno == code).sum()
+        hit = counts[counts >= 2]
+        if len(hit):
+            shown = format_values([f"{c} ({int(n)} samples)" for c, n in hit.items()])
+            warnings.warn(
+                f"phenotype(s) with the value {code:g} in several samples: {shown}; if it marks "
+                f"missing values, declare it (--missing-code {code:g}, or "
+                f"read_table(..., missing=['{code:g}'])); analysed as a value",
+                DataWarning,
+                stacklevel=3,
+            )
 
 
 def _check_enough_samples(traits: list[str], n: int, p: int, extra: int) -> None:

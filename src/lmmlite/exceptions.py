@@ -15,7 +15,9 @@ __all__ = [
     "BoundaryWarning",
     "ConvergenceWarning",
     "CovariateError",
+    "DataWarning",
     "FileFormatError",
+    "FileFormatWarning",
     "InputError",
     "KinshipError",
     "LmmliteError",
@@ -68,3 +70,11 @@ class ConvergenceWarning(LmmliteWarning):
 
 class SamplesDroppedWarning(LmmliteWarning):
     """Samples were dropped because the user asked to analyse the intersection of the inputs."""
+
+
+class FileFormatWarning(LmmliteWarning):
+    """A file was read, but something in it was taken care of (a trailing separator, ...)."""
+
+
+class DataWarning(LmmliteWarning):
+    """A value looks suspicious (a repeated -9 that may mark missing values, ...)."""

@@ -25,8 +25,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .core.checks import format_values
 from .exceptions import InputError
-from .io.genotypes import CHUNK_SIZE, GenotypeSource
+from .io.genotypes import GenotypeSource
+from .options import CHUNK_SIZE
 
 __all__ = ["KINSHIP_METHODS", "kinship"]
 
@@ -57,14 +59,15 @@ def _keep(
     covariates ``W`` (more than one column) are given, the uncentred R^2 of the marker on them
     (missing genotypes set to the mean) at most ``max_r2``."""
     S = G if rows is None else G[rows]
-    miss_rate = np.mean(np.isnan(S), axis=0)
-    with np.errstate(invalid="ignore"):
-        af = np.nanmean(S, axis=0) / 2.0
+    missing = np.isnan(S)
+    miss_rate = np.mean(missing, axis=0)
+    seen = ~missing.all(axis=0)  # an all-missing marker: no mean (and never kept)
+    Sz = np.where(missing & ~seen, 0.0, S)
+    af = np.nanmean(Sz, axis=0) / 2.0
     minor = np.minimum(af, 1.0 - af)
-    ok = (miss_rate <= max_missing) & np.isfinite(minor) & (minor >= maf)
+    ok = seen & (miss_rate <= max_missing) & (minor >= maf)
     # monomorphic markers carry no information whatever the threshold
-    with np.errstate(invalid="ignore"):
-        ok &= np.nanmax(S, axis=0) > np.nanmin(S, axis=0)
+    ok &= np.nanmax(Sz, axis=0) > np.nanmin(Sz, axis=0)
     if W is not None and W.shape[1] > 1:
         Si = np.where(np.isnan(S), 2.0 * af, S)
         coef = np.linalg.lstsq(W, Si, rcond=None)[0]
@@ -98,9 +101,9 @@ def kinship(
     loco
         Return ``{chromosome: kinship without that chromosome}`` instead of one matrix.
     maf, max_missing
-        Markers with minor allele frequency below ``maf`` or a missing fraction above
-        ``max_missing`` (both computed on ``filter_samples``) are not used (GEMMA's defaults).
-        Ignored for ``probs``.
+        Markers with minor allele frequency below ``maf`` (in [0, 0.5]) or a missing fraction
+        above ``max_missing`` (in [0, 1]), both computed on ``filter_samples``, are not used
+        (GEMMA's defaults). Ignored for ``probs``.
     filter_samples
         Sample ids on which the filters are computed (default: all).
     filter_covariates, max_r2
@@ -115,6 +118,37 @@ def kinship(
     pandas.DataFrame or dict of pandas.DataFrame
         Sample ids on both axes, in the genotype file's order.
     """
+    _check_options(source, method, maf, max_missing, max_r2)
+    rows = _filter_rows(source, filter_samples)
+    W = None if filter_covariates is None else np.asarray(filter_covariates, dtype=float)
+    n_filter = len(source.samples) if rows is None else len(rows)
+    if W is not None and W.shape[0] != n_filter:
+        raise InputError(f"filter_covariates has {W.shape[0]} rows for {n_filter} filter samples")
+    sums, counts = _chromosome_sums(source, method, rows, maf, max_missing, W, max_r2, chunk_size)
+    m = sum(counts.values())
+    if m == 0:
+        raise InputError(
+            f"no marker passed the filters (minor allele frequency >= {maf:g}, missing "
+            f"fraction <= {max_missing:g}, polymorphic) among {source.n_markers}; cannot "
+            "compute a kinship"
+        )
+    ids = pd.Index(source.samples, name="id")
+    total = sum(sums.values())
+    assert isinstance(total, np.ndarray)
+    if not loco:
+        return pd.DataFrame(total / m, index=ids, columns=ids)
+    out = {}
+    for c in sums:
+        rest = m - counts[c]
+        if rest == 0:
+            raise InputError(f"LOCO kinship for chromosome {c}: no markers on other chromosomes")
+        out[c] = pd.DataFrame((total - sums[c]) / rest, index=ids, columns=ids)
+    return out
+
+
+def _check_options(
+    source: GenotypeSource, method: str, maf: float, max_missing: float, max_r2: float
+) -> None:
     if method not in KINSHIP_METHODS:
         raise InputError(f"method must be one of {KINSHIP_METHODS}; got {method!r}")
     if method == "probs" and source.k < 2:
@@ -124,27 +158,42 @@ def kinship(
             f"method {method!r} needs dosages; these genotypes have k = "
             f"{source.k} columns per locus (use method='probs')"
         )
+    for name, value, hi in (("maf", maf, 0.5), ("max_missing", max_missing, 1.0)):
+        if not (isinstance(value, (int, float, np.floating)) and 0.0 <= value <= hi):
+            raise InputError(f"{name} must lie in [0, {hi:g}]; got {value!r}")
+    if not (isinstance(max_r2, (int, float, np.floating)) and 0.0 < max_r2 <= 1.0):
+        raise InputError(f"max_r2 must lie in (0, 1]; got {max_r2!r}")
+
+
+def _filter_rows(source: GenotypeSource, filter_samples: Sequence[str] | None) -> np.ndarray | None:
+    if filter_samples is None:
+        return None
+    pos = pd.Index(source.samples).get_indexer(list(filter_samples))
+    if (pos < 0).any():
+        bad = [s for s, q in zip(filter_samples, pos, strict=True) if q < 0]
+        raise InputError(f"filter samples not in the genotypes: {format_values(bad)}")
+    return pos
+
+
+def _chromosome_sums(
+    source: GenotypeSource,
+    method: str,
+    rows: np.ndarray | None,
+    maf: float,
+    max_missing: float,
+    W: np.ndarray | None,
+    max_r2: float,
+    chunk_size: int,
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Per chromosome, the sum of Z Z' over its markers and the number of markers used."""
     n = len(source.samples)
-    rows = None
-    if filter_samples is not None:
-        pos = pd.Index(source.samples).get_indexer(list(filter_samples))
-        if (pos < 0).any():
-            bad = [s for s, q in zip(filter_samples, pos, strict=True) if q < 0][:10]
-            raise InputError(f"filter samples not in the genotypes: {bad}")
-        rows = pos
-    W = None if filter_covariates is None else np.asarray(filter_covariates, dtype=float)
-    if W is not None and W.shape[0] != (n if rows is None else len(rows)):
-        raise InputError(
-            f"filter_covariates has {W.shape[0]} rows for "
-            f"{n if rows is None else len(rows)} filter samples"
-        )
     sums: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
     chrom = source.markers["chr"].to_numpy()
     for start, block in source.chunks(chunk_size):
         c = str(chrom[start])
         if method == "probs":
-            Z = block.reshape(n, -1)
+            Z = _probs_columns(block)
             used = block.shape[2]
         else:
             G = block[:, 0, :]
@@ -156,18 +205,15 @@ def kinship(
             counts[c] = 0
         sums[c] += Z @ Z.T
         counts[c] += used
-    m = sum(counts.values())
-    if m == 0:
-        raise InputError("no marker passed the filters; cannot compute a kinship")
-    ids = pd.Index(source.samples, name="id")
-    total = sum(sums.values())
-    if not loco:
-        assert isinstance(total, np.ndarray)
-        return pd.DataFrame(total / m, index=ids, columns=ids)
-    out = {}
-    for c in sums:
-        rest = m - counts[c]
-        if rest == 0:
-            raise InputError(f"LOCO kinship for chromosome {c}: no markers on other chromosomes")
-        out[c] = pd.DataFrame((total - sums[c]) / rest, index=ids, columns=ids)
-    return out
+    return sums, counts
+
+
+def _probs_columns(block: np.ndarray) -> np.ndarray:
+    """(n, k, m) probabilities as (n, k m) columns, a sample's missing locus (NaN) set to the
+    locus's mean probabilities over the samples that have it."""
+    miss = np.isnan(block)
+    if miss.any():
+        seen = ~miss.all(axis=0)
+        mean = np.nanmean(np.where(seen, block, 0.0), axis=0)
+        block = np.where(miss, mean[None], block)
+    return block.reshape(block.shape[0], -1)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .exceptions import DataWarning, InputError
 from .io.tables import atomic_write
 
 __all__ = ["plot_profile", "plot_scan"]
@@ -108,6 +110,32 @@ def _genome_axis(table: pd.DataFrame) -> tuple[np.ndarray, list[tuple[str, float
     return x, ticks, idx
 
 
+#: p-values that underflowed to 0 are drawn at this floor (-log10: 300).
+P_FLOOR = 1e-300
+
+
+def _check_pvalues(p: np.ndarray, col: str) -> None:
+    with np.errstate(invalid="ignore"):
+        bad = (p < 0) | (p > 1)
+    if bad.any():
+        raise InputError(
+            f"column {col!r} holds {int(bad.sum())} value(s) outside [0, 1] (e.g. "
+            f"{p[bad][0]:g}): not p-values"
+        )
+    zero = int(np.sum(p == 0))
+    if zero:
+        warnings.warn(
+            f"{zero} p-value(s) in {col!r} underflowed to 0; they are drawn at "
+            f"-log10 p = {-np.log10(P_FLOOR):g}",
+            DataWarning,
+            stacklevel=3,
+        )
+
+
+def _floored(p: np.ndarray) -> np.ndarray:
+    return np.where(p == 0, P_FLOOR, p)
+
+
 def plot_scan(
     table: pd.DataFrame,
     path: str | os.PathLike[str],
@@ -134,23 +162,25 @@ def plot_scan(
     """
     plt = _pyplot()
     if kind not in ("manhattan", "lod", "qq"):
-        raise ValueError(f"kind must be manhattan, lod or qq; got {kind!r}")
+        raise InputError(f"kind must be manhattan, lod or qq; got {kind!r}")
     traits = list(dict.fromkeys(table["trait"].astype(str)))
     if not traits:
-        raise ValueError("the scan table is empty")
+        raise InputError("the scan table is empty")
     name = traits[0] if trait is None else str(trait)
     if name not in traits:
-        raise ValueError(f"trait {name!r} is not in the scan table; it has {traits[:10]}")
+        raise InputError(f"trait {name!r} is not in the scan table; it has {traits[:10]}")
     sub = table[table["trait"].astype(str) == name]
     col = column or ("lod" if kind == "lod" else "p_wald")
     if col not in sub.columns:
-        raise ValueError(f"column {col!r} is not in the scan table")
+        raise InputError(f"column {col!r} is not in the scan table")
+    if kind != "lod":
+        _check_pvalues(sub[col].to_numpy(dtype=float), col)
     fig, ax = plt.subplots(figsize=(9.0, 3.6), constrained_layout=True)
     if kind == "qq":
-        p = np.sort(sub[col].to_numpy(dtype=float))
+        p = np.sort(_floored(sub[col].to_numpy(dtype=float)))
         p = p[np.isfinite(p) & (p > 0)]
         if p.size == 0:
-            raise ValueError(f"no finite p-values in column {col!r}")
+            raise InputError(f"no finite p-values in column {col!r}")
         expected = -np.log10((np.arange(1, p.size + 1) - 0.5) / p.size)
         ax.plot(expected, -np.log10(p), ".", color="slateblue", ms=3)
         top = float(max(expected.max(), -np.log10(p).max()))
@@ -161,7 +191,7 @@ def plot_scan(
         x, ticks, idx = _genome_axis(sub)
         y = sub[col].to_numpy(dtype=float)
         if kind == "manhattan":
-            y = -np.log10(y)
+            y = -np.log10(_floored(y))
             colors = np.where(idx % 2 == 0, "slateblue", "darkorange")
             ax.scatter(x, y, s=4, c=colors)
             ax.set_ylabel(f"-log10 {col}")

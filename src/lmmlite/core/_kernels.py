@@ -405,9 +405,7 @@ def _fit_items(
         e = np.zeros(nb)
         fx = np.empty(nb)
         for i in range(nb):
-            fx[i] = _neg_loglik(
-                x[i], j0 + i, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, s, G
-            )
+            fx[i] = _neg_loglik(x[i], j0 + i, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, s, G)
         fv = fx.copy()
         fw = fx.copy()
         neval = np.ones(nb, dtype=np.int64)

@@ -140,8 +140,15 @@ def check_design(X: np.ndarray, names: Sequence[str] | None = None) -> None:
             f"need more samples than covariates (n > p); got n = {n} samples and p = {p} "
             f"covariates ({format_values(labels)})"
         )
-    sv, vt = np.linalg.svd(X, full_matrices=False)[1:]
-    small = sv <= RANK_RTOL * sv[0] if sv[0] > 0 else np.ones_like(sv, dtype=bool)
+    norms = np.sqrt(np.einsum("ij,ij->j", X, X))
+    zero = np.flatnonzero(norms == 0)
+    if zero.size:
+        raise CovariateError(
+            f"covariate column(s) {format_values([labels[k] for k in zero])} are all zero"
+        )
+    # rank of the columns scaled to unit norm: a covariate's units (sex x 1e12) do not matter
+    sv, vt = np.linalg.svd(X / norms, full_matrices=False)[1:]
+    small = sv <= RANK_RTOL * sv[0]
     if small.any():
         # Columns taking part in the (near) linear dependence: non-negligible loadings on the
         # right singular vectors of the smallest singular values.
@@ -150,7 +157,9 @@ def check_design(X: np.ndarray, names: Sequence[str] | None = None) -> None:
         rank = int((~small).sum())
         raise CovariateError(
             f"covariates are collinear: the {p} columns have rank {rank}; linearly dependent "
-            f"columns: {format_values([labels[k] for k in involved])}"
+            f"columns: {format_values([labels[k] for k in involved])} (to within "
+            f"{RANK_RTOL:g} of their size: a column such as 1e12 + x is collinear with an "
+            "intercept in double precision; centre it)"
         )
 
 

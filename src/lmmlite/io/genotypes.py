@@ -13,11 +13,13 @@ GEMMA reads them (:class:`BimbamSource`), a CSV/TSV dosage matrix with sample id
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import io
 import itertools
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,9 +27,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..exceptions import FileFormatError
+from ..exceptions import DataWarning, FileFormatError, InputError
 from ..options import CHUNK_SIZE
-from .tables import separator_for, sha256_file
+from .tables import (
+    check_field_counts,
+    existing_file,
+    head_lines,
+    parser_error,
+    separator_for,
+    sha256_file,
+)
 
 __all__ = [
     "ArraySource",
@@ -74,8 +83,8 @@ class GenotypeSource:
 
     def chunks(self, size: int = CHUNK_SIZE) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(start, genotypes (n, k, m_chunk))`` over all markers, within chromosomes."""
-        if size < 1:
-            raise ValueError(f"chunk size must be positive; got {size}")
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise InputError(f"chunk size must be a positive integer; got {size!r}")
         runs = chromosome_runs(self.markers["chr"].to_numpy(), size)
         for (start, _), block in zip(runs, self.iter_runs(runs), strict=True):
             yield start, block
@@ -101,16 +110,61 @@ class GenotypeSource:
         return {p.name: sha256_file(p) for p in self.files()}
 
 
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_doses(block: np.ndarray, markers: Any, samples: list[str], path: Path) -> None:
+    """Refuse dosages outside [0, 2] (block: markers x samples)."""
+    with np.errstate(invalid="ignore"):
+        bad = (block < 0) | (block > 2)
+    if bad.any():
+        r, i = np.argwhere(bad)[0]
+        raise FileFormatError(
+            f"{str(path)!r}: dosage {block[r, i]:g} of sample {samples[i]} at marker "
+            f"{list(markers)[r]} is outside [0, 2] ({int(bad.sum())} such value(s) in this "
+            "chunk)"
+        )
+
+
 def _chrom_str(values: Any) -> np.ndarray:
     return np.array([str(v).strip() for v in values], dtype=object)
 
 
+def _read_fields(path: str, what: str, columns: int) -> pd.DataFrame:
+    """A whitespace-separated text file of ``columns`` fields per line, as strings."""
+    try:
+        df = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise FileFormatError(f"{what} {path!r} is empty") from None
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise FileFormatError(f"cannot read {what} {path!r}: {parser_error(exc)}") from None
+    if df.shape[1] < columns:
+        raise FileFormatError(
+            f"{what} {path!r} has {df.shape[1]} fields per line; PLINK's has {columns}"
+        )
+    return df
+
+
+#: SNPs whose last .bed byte is checked for padding (evenly spread; all if fewer).
+_PADDING_SNPS = 20_000
+
+
 class PlinkSource(GenotypeSource):
-    """PLINK 1 binary fileset ``PREFIX.bed/.bim/.fam`` (counts of the .bim's allele 1)."""
+    """PLINK 1 binary fileset ``PREFIX.bed/.bim/.fam`` (counts of the .bim's allele 1).
+
+    The .fam and .bim are read here (whitespace-separated, as PLINK allows); the .bed is
+    checked against them: its size, and the padding bits of each SNP's last byte, which a .fam
+    with one sample more or fewer than the .bed was written for would break (149, 150 and 151
+    samples all take 38 bytes per SNP)."""
 
     def __init__(self, prefix: str | os.PathLike[str]) -> None:
         try:
-            from bed_reader import open_bed
+            import bed_reader  # noqa: F401
         except ImportError:  # pragma: no cover - depends on the environment
             raise ImportError(
                 "PLINK input needs bed-reader: pip install 'lmmlite[plink]'"
@@ -123,38 +177,67 @@ class PlinkSource(GenotypeSource):
         for suffix in (".bed", ".bim", ".fam"):
             if not Path(base + suffix).is_file():
                 raise FileFormatError(f"PLINK file {base + suffix!r} does not exist")
-        try:
-            self._bed = open_bed(base + ".bed", num_threads=1)
-            fam_iid = self._bed.iid
-            sid = self._bed.sid
-            chrom = self._bed.chromosome
-            pos = self._bed.bp_position
-            a1, a2 = self._bed.allele_1, self._bed.allele_2
-        except Exception as exc:  # bed-reader raises several types for malformed files
-            raise FileFormatError(f"cannot read PLINK fileset {base!r}: {exc}") from None
-        n, m = len(fam_iid), len(sid)
-        expected = 3 + m * ((n + 3) // 4)
-        size = Path(base + ".bed").stat().st_size
-        if size != expected:
+        fam = _read_fields(base + ".fam", "PLINK .fam", 6)
+        bim = _read_fields(base + ".bim", "PLINK .bim", 6)
+        pos = pd.to_numeric(bim[3], errors="coerce")
+        if pos.isna().any():
+            j = int(np.flatnonzero(pos.isna().to_numpy())[0])
             raise FileFormatError(
-                f"PLINK .bed {base + '.bed'!r} has {size} bytes but {n} samples x {m} SNPs "
-                f"(from .fam and .bim) need {expected}: the file is truncated or does not match"
+                f"PLINK .bim {base + '.bim'!r} line {j + 1}: position {bim[3].iat[j]!r} is not a "
+                "number"
             )
-        self.samples = [str(v) for v in fam_iid]
+        self._fam = fam
+        self.samples = [str(v) for v in fam[1]]
         self.markers = pd.DataFrame(
             {
-                "marker": sid.astype(str),
-                "chr": _chrom_str(chrom),
-                "pos": pos.astype(np.int64),
-                "allele1": a1.astype(str),
-                "allele0": a2.astype(str),
+                "marker": bim[1].to_numpy(str),
+                "chr": _chrom_str(bim[0]),
+                "pos": pos.to_numpy(np.int64),
+                "allele1": bim[4].to_numpy(str),
+                "allele0": bim[5].to_numpy(str),
             }
         )
+        self._check_bed()
+        self._bed = None
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_bed"] = None  # reopened where it is unpickled (a Dask worker)
-        return state
+    def _check_bed(self) -> None:
+        """The .bed's magic number, size and padding agree with the .fam and .bim."""
+        path = self.prefix + ".bed"
+        n, m = len(self.samples), len(self.markers)
+        per_snp = (n + 3) // 4
+        expected = 3 + m * per_snp
+        size = Path(path).stat().st_size
+        with open(path, "rb") as fh:
+            magic = fh.read(3)
+        if magic != b"\x6c\x1b\x01":
+            raise FileFormatError(
+                f"{path!r} is not a SNP-major PLINK .bed file (its first bytes are "
+                f"{magic.hex()}, not 6c1b01)"
+            )
+        if size != expected:
+            raise FileFormatError(
+                f"PLINK .bed {path!r} has {size} bytes but {n} samples x {m} SNPs "
+                f"(from .fam and .bim) need {expected}: the file is truncated or does not match"
+            )
+        if m == 0:
+            return
+        snps = np.unique(np.linspace(0, m - 1, min(m, _PADDING_SNPS)).astype(np.int64))
+        last = np.memmap(path, dtype=np.uint8, mode="r")[3 + (snps + 1) * per_snp - 1]
+        used = n - 4 * (per_snp - 1)  # samples in the last byte, 1 to 4
+        if used < 4 and np.any(last >> (2 * used)):
+            raise FileFormatError(
+                f"PLINK .bed {path!r} does not match its .fam: the .fam lists {n} samples but "
+                "the .bed holds genotypes beyond them (non-zero padding bits): a line too few "
+                "in the .fam?"
+            )
+        top = (last >> (2 * (used - 1))) & 3
+        if snps.size >= 20 and np.all(top == 0):
+            raise FileFormatError(
+                f"PLINK .bed {path!r} does not match its .fam: the last sample of the .fam "
+                f"({self.samples[-1]}) is homozygous for allele 1 at every SNP checked, as the "
+                "padding of a .bed written for fewer samples would be: a line too many in the "
+                ".fam?"
+            )
 
     def _open(self) -> Any:
         if self._bed is None:
@@ -168,19 +251,44 @@ class PlinkSource(GenotypeSource):
             )
         return self._bed
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_bed"] = None  # reopened where it is unpickled (a Dask worker)
+        return state
+
     def files(self) -> list[Path]:
         return [Path(self.prefix + s) for s in (".bed", ".bim", ".fam")]
 
     def fam_phenotypes(self) -> pd.DataFrame:
-        """Phenotypes from the .fam (column 6 onwards; -9 and NA are missing)."""
-        fam = pd.read_csv(self.prefix + ".fam", sep=r"\s+", header=None, dtype=str)
-        if fam.shape[1] < 6:
-            raise FileFormatError(f"{self.prefix + '.fam'!r} has no phenotype column")
-        ph = fam.iloc[:, 5:].replace({"-9": np.nan, "NA": np.nan})
-        ph = ph.apply(pd.to_numeric, errors="coerce")
-        ph.index = pd.Index(fam.iloc[:, 1].astype(str), name="id")
-        ph.columns = [f"pheno{j + 1}" for j in range(ph.shape[1])]
-        return ph
+        """Phenotypes from the .fam (column 6 onwards): -9 and NA are missing (PLINK's codes);
+        a column of 1, 2 (and 0, -9) is case/control (2 = case), where 0 is missing too, as
+        PLINK reads it (with a warning: it is analysed as a quantitative trait). Other text is
+        an error naming the sample."""
+        path = self.prefix + ".fam"
+        fam = self._fam
+        ph = fam.iloc[:, 5:].replace({"-9": np.nan, "NA": np.nan, "-9.0": np.nan})
+        values = ph.apply(pd.to_numeric, errors="coerce")
+        bad = ph.notna() & values.isna()
+        if bad.to_numpy().any():
+            i, j = np.argwhere(bad.to_numpy())[0]
+            raise FileFormatError(
+                f"PLINK .fam {path!r}: phenotype {ph.iat[i, j]!r} of sample {self.samples[i]} is "
+                "not a number (missing values are -9 or NA)"
+            )
+        for j in range(values.shape[1]):
+            col = values.iloc[:, j]
+            seen = set(col.dropna().unique())
+            if seen <= {0.0, 1.0, 2.0} and {1.0, 2.0} <= seen:
+                values.iloc[:, j] = col.where(col != 0.0)
+                warnings.warn(
+                    f"PLINK .fam {path!r}: phenotype {j + 1} is case/control (1 = control, 2 = "
+                    "case; 0 and -9 missing), analysed as a quantitative trait",
+                    DataWarning,
+                    stacklevel=2,
+                )
+        values.index = pd.Index(self.samples, name="id")
+        values.columns = [f"pheno{j + 1}" for j in range(values.shape[1])]
+        return values
 
     def _read(self, start: int, stop: int) -> np.ndarray:
         try:
@@ -198,6 +306,66 @@ def _open_text(path: Path) -> io.TextIOBase:
     return open(path, encoding="utf-8")
 
 
+#: More chromosomes than this in an annotation file suggests swapped columns (a warning).
+_MANY_CHROMOSOMES = 100
+
+
+def _annotation(path: Path, names: list[str], geno: str) -> dict[str, np.ndarray]:
+    """``chr`` and ``pos`` of the markers ``names`` from a BIMBAM annotation file (``marker
+    position chromosome``), refusing unknown markers, conflicting lines for one marker and
+    positions that are not numbers."""
+    try:
+        ann = pd.read_csv(path, sep=r"[\s,]+", header=None, engine="python", dtype=str)
+    except pd.errors.EmptyDataError:
+        raise FileFormatError(f"annotation file {str(path)!r} is empty") from None
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise FileFormatError(f"cannot read annotation file {str(path)!r}: {exc}") from None
+    if ann.shape[1] < 3:
+        raise FileFormatError(
+            f"annotation file {str(path)!r} needs 3 columns "
+            f"(marker position chromosome); got {ann.shape[1]}"
+        )
+    ann = ann.iloc[:, :3]
+    ann.columns = ["marker", "pos", "chr"]
+    ann = ann.drop_duplicates()
+    conflict = ann["marker"][ann["marker"].duplicated()].unique()
+    if len(conflict):
+        rows = ann[ann["marker"] == conflict[0]]
+        places = "; ".join(
+            f"chr {c} pos {q}" for c, q in zip(rows["chr"], rows["pos"], strict=True)
+        )
+        raise FileFormatError(
+            f"annotation file {str(path)!r} gives {len(conflict)} marker(s) conflicting "
+            f"positions, e.g. {conflict[0]}: {places}"
+        )
+    lookup = ann.set_index("marker")
+    missing = [nm for nm in names if nm not in lookup.index]
+    if missing:
+        raise FileFormatError(
+            f"{len(missing)} marker(s) of {geno!r} are not in the annotation file "
+            f"{str(path)!r} (chromosome unknown): {', '.join(missing[:10])}"
+        )
+    sub = lookup.loc[names]
+    pos = pd.to_numeric(sub["pos"], errors="coerce")
+    bad = pos.isna() & sub["pos"].notna() & (sub["pos"] != "NA")
+    if bad.any():
+        k = int(np.flatnonzero(bad.to_numpy())[0])
+        raise FileFormatError(
+            f"annotation file {str(path)!r}: marker {names[k]} has position "
+            f"{sub['pos'].iat[k]!r}, not a number (columns: marker position chromosome)"
+        )
+    chrom = _chrom_str(sub["chr"])
+    n_chr = len(set(chrom))
+    if n_chr > _MANY_CHROMOSOMES:
+        warnings.warn(
+            f"annotation file {str(path)!r} puts the markers on {n_chr} chromosomes: are its "
+            "columns in BIMBAM's order, marker position chromosome?",
+            DataWarning,
+            stacklevel=3,
+        )
+    return {"chr": chrom, "pos": pos.to_numpy(dtype=float)}
+
+
 class BimbamSource(GenotypeSource):
     """BIMBAM mean genotypes as GEMMA reads them: ``marker, allele1, allele0, dose...`` per line
     (comma and/or whitespace separated, optionally gzipped), with an annotation file
@@ -213,30 +381,12 @@ class BimbamSource(GenotypeSource):
         if not Path(annot).is_file():
             raise FileFormatError(f"BIMBAM annotation file {str(annot)!r} does not exist")
         self.annot = Path(annot)
-        ann = pd.read_csv(annot, sep=r"[\s,]+", header=None, engine="python", dtype=str)
-        if ann.shape[1] < 3:
-            raise FileFormatError(
-                f"annotation file {str(annot)!r} needs 3 columns "
-                f"(marker position chromosome); got {ann.shape[1]}"
-            )
-        ann = ann.iloc[:, :3]
-        ann.columns = ["marker", "pos", "chr"]
         names, first = self._scan_names()
         self.samples = [str(i + 1) for i in range(first)]
-        lookup = ann.drop_duplicates("marker").set_index("marker")
-        missing = [nm for nm in names if nm not in lookup.index]
-        if missing:
-            shown = ", ".join(missing[:10])
-            raise FileFormatError(
-                f"{len(missing)} marker(s) of {str(geno)!r} are not in the annotation file "
-                f"{str(annot)!r} (chromosome unknown): {shown}"
-            )
-        sub = lookup.loc[names]
         self.markers = pd.DataFrame(
             {
                 "marker": names,
-                "chr": _chrom_str(sub["chr"]),
-                "pos": pd.to_numeric(sub["pos"], errors="coerce").to_numpy(),
+                **_annotation(self.annot, names, str(geno)),
                 "allele1": self._alleles[0],
                 "allele0": self._alleles[1],
             }
@@ -293,10 +443,13 @@ class BimbamSource(GenotypeSource):
             fields = self._split(next(lines))[3:]
             try:
                 block[r] = [np.nan if f == "NA" else float(f) for f in fields]
-            except ValueError as exc:
+            except ValueError:
+                bad = next(f for f in fields if f != "NA" and not _is_float(f))
                 raise FileFormatError(
-                    f"{str(self.path)!r} marker {self.markers['marker'].iat[start + r]}: {exc}"
+                    f"{str(self.path)!r} marker {self.markers['marker'].iat[start + r]}: dose "
+                    f"{bad!r} is not a number (NA for missing)"
                 ) from None
+        _check_doses(block, self.markers["marker"].iloc[start:stop], self.samples, self.path)
         return block.T[:, None, :].copy()
 
     def _read(self, start: int, stop: int) -> np.ndarray:
@@ -317,30 +470,54 @@ class DosageSource(GenotypeSource):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.sep = separator_for(path)
-        if not self.path.is_file():
-            raise FileFormatError(f"dosage file {str(path)!r} does not exist")
-        try:
-            meta = pd.read_csv(self.path, sep=self.sep, usecols=[0, 1, 2], dtype=str)
-            header = pd.read_csv(self.path, sep=self.sep, nrows=0).columns
-        except (pd.errors.EmptyDataError, ValueError) as exc:
-            raise FileFormatError(f"cannot read dosage file {str(path)!r}: {exc}") from None
+        existing_file(path, "dosage")
+        head = head_lines(self.path, "dosage", lines=1)
+        header = next(csv.reader(head, delimiter=self.sep), []) if head else []
+        header = [c.strip() for c in header]
         if [c.lower() for c in header[:3]] != ["marker", "chr", "pos"]:
             raise FileFormatError(
                 f"dosage file {str(path)!r} must start with the columns "
-                f"marker, chr, pos; got {list(header[:3])}"
+                f"marker, chr, pos; got {header[:3]}"
             )
-        self.samples = [str(c).strip() for c in header[3:]]
+        self.samples = header[3:]
         if not self.samples:
             raise FileFormatError(f"dosage file {str(path)!r} has no sample columns")
+        dup = sorted({c for c in self.samples if self.samples.count(c) > 1})
+        if dup:
+            raise FileFormatError(
+                f"dosage file {str(path)!r} has duplicated sample ids: {', '.join(dup[:10])}"
+            )
+        try:
+            meta = pd.read_csv(self.path, sep=self.sep, usecols=[0, 1, 2], dtype=str)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, ValueError) as exc:
+            raise FileFormatError(
+                f"cannot read dosage file {str(path)!r}: {parser_error(exc)}"
+            ) from None
+        if meta.empty:
+            raise FileFormatError(f"dosage file {str(path)!r} has no markers (a header only)")
+        check_field_counts(self.path, "dosage", self.sep, len(header))
         meta.columns = ["marker", "chr", "pos"]
         meta["chr"] = _chrom_str(meta["chr"])
-        meta["pos"] = pd.to_numeric(meta["pos"], errors="coerce")
+        pos = pd.to_numeric(meta["pos"], errors="coerce")
+        bad = pos.isna() & meta["pos"].notna()
+        if bad.any():
+            k = int(np.flatnonzero(bad.to_numpy())[0])
+            raise FileFormatError(
+                f"dosage file {str(path)!r}: marker {meta['marker'].iat[k]} has position "
+                f"{meta['pos'].iat[k]!r}, not a number"
+            )
+        meta["pos"] = pos
         self.markers = meta
 
     def iter_runs(self, runs: list[tuple[int, int]]) -> Iterator[np.ndarray]:
         size = max((stop - start for start, stop in runs), default=1)
         with pd.read_csv(
-            self.path, sep=self.sep, chunksize=size, na_values=["NA"], dtype={0: str, 1: str}
+            self.path,
+            sep=self.sep,
+            chunksize=size,
+            na_values=["NA"],
+            keep_default_na=False,
+            dtype={0: str, 1: str, 2: str},
         ) as reader:
             buf: pd.DataFrame = pd.DataFrame()
             first = 0  # marker index of buf's first row
@@ -356,14 +533,28 @@ class DosageSource(GenotypeSource):
                 yield self._doses(block)
 
     def _doses(self, block: pd.DataFrame) -> np.ndarray:
-        try:
-            vals = block.iloc[:, 3:].to_numpy(dtype=float)
-        except ValueError as exc:
+        if block.shape[1] != 3 + len(self.samples):
             raise FileFormatError(
-                f"dosage file {str(self.path)!r}: non-numeric dose near marker "
-                f"{block.iloc[0, 0]!s}: {exc}"
-            ) from None
-        return vals.T[:, None, :].copy()
+                f"dosage file {str(self.path)!r}: {block.shape[1]} columns near marker "
+                f"{block.iloc[0, 0]!s} where the header names {3 + len(self.samples)}"
+            )
+        raw = block.iloc[:, 3:]
+        try:
+            doses = raw.to_numpy(dtype=float)
+        except (ValueError, TypeError):
+            for i, col in enumerate(raw.columns):  # the first text value, to name it
+                vals = pd.to_numeric(raw[col], errors="coerce")
+                bad = (raw[col].notna() & vals.isna()).to_numpy()
+                if bad.any():
+                    r = int(np.flatnonzero(bad)[0])
+                    raise FileFormatError(
+                        f"dosage file {str(self.path)!r}: dose {raw[col].iat[r]!r} of sample "
+                        f"{self.samples[i]} at marker {block.iat[r, 0]!s} is not a number (NA "
+                        "for missing)"
+                    ) from None
+            raise
+        _check_doses(doses, block.iloc[:, 0], self.samples, self.path)
+        return doses.T[:, None, :].copy()
 
     def _read(self, start: int, stop: int) -> np.ndarray:
         block = pd.read_csv(
@@ -372,7 +563,8 @@ class DosageSource(GenotypeSource):
             skiprows=range(1, start + 1),
             nrows=stop - start,
             na_values=["NA"],
-            dtype={0: str, 1: str},
+            keep_default_na=False,
+            dtype={0: str, 1: str, 2: str},
         )
         return self._doses(block)
 
@@ -380,19 +572,72 @@ class DosageSource(GenotypeSource):
         return [self.path]
 
 
+def _load_npz(path: str | os.PathLike[str], what: str) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file (no pickled objects), or a message saying why not."""
+    p = existing_file(path, what)
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise FileFormatError(
+                    f"{what} {str(path)!r} is a single .npy array; an .npz archive of named "
+                    "arrays is expected (numpy.savez)"
+                )
+            return {key: z[key] for key in z.files}
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise FileFormatError(
+                f"{what} {str(path)!r} holds Python objects (an array of dtype object, e.g. "
+                "sample ids saved as objects); save text arrays as str: np.array(ids, dtype=str)"
+            ) from None
+        raise FileFormatError(f"cannot read {what} {str(path)!r}: {exc}") from None
+    except (OSError, EOFError) as exc:
+        raise FileFormatError(
+            f"cannot read {what} {str(path)!r} as an .npz archive: {exc}"
+        ) from None
+
+
+#: Genotype probabilities of a sample and locus must sum to 1 within this (files written with
+#: 6 or more significant digits pass).
+PROB_SUM_ATOL = 1e-4
+
+
+def check_probabilities(P: np.ndarray, samples: Any, markers: Any, where: str) -> None:
+    """Refuse probabilities (n, k, m) that are negative (beyond rounding), above 1, or whose
+    k columns do not sum to 1 (NaN marks a missing locus of a sample)."""
+    with np.errstate(invalid="ignore"):
+        low = P < -PROB_SUM_ATOL
+        high = P > 1.0 + PROB_SUM_ATOL
+        sums = np.sum(P, axis=1)  # (n, m)
+        off = np.abs(sums - 1.0) > PROB_SUM_ATOL
+    markers = list(markers)
+    samples = list(samples)
+    if low.any() or high.any():
+        i, _, j = np.argwhere(low | high)[0]
+        raise FileFormatError(
+            f"probabilities in {where}: sample {samples[i]} at {markers[j]} has a value "
+            f"outside [0, 1] ({int((low | high).sum())} such value(s))"
+        )
+    if off.any():
+        i, j = np.argwhere(off)[0]
+        raise FileFormatError(
+            f"probabilities in {where}: those of sample {samples[i]} at {markers[j]} sum to "
+            f"{sums[i, j]:.6g}, not 1 ({int(off.sum())} sample-locus pair(s) off by more than "
+            f"{PROB_SUM_ATOL:g})"
+        )
+
+
 class ProbsSource(GenotypeSource):
     """Genotype or allele probabilities, k columns per locus, from an ``.npz`` with arrays
     ``probs`` (n, k, m), ``samples`` (n,), ``markers``, ``chr``, ``pos`` (m,) each."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {key: z[key] for key in z.files}
-        except (OSError, ValueError) as exc:
-            raise FileFormatError(f"cannot read probabilities {str(path)!r}: {exc}") from None
+        arrays = _load_npz(path, "probabilities")
         need = {"probs", "samples", "markers", "chr", "pos"}
         if not need <= set(arrays):
-            raise FileFormatError(f"{str(path)!r} lacks arrays {sorted(need - set(arrays))}")
+            raise FileFormatError(
+                f"probabilities {str(path)!r} lack the array(s) {sorted(need - set(arrays))} "
+                "(an .npz with probs (n, k, m), samples, markers, chr, pos)"
+            )
         P = np.asarray(arrays["probs"], dtype=float)
         if P.ndim != 3:
             raise FileFormatError(f"probs in {str(path)!r} must be (n, k, m); got {P.shape}")
@@ -414,6 +659,7 @@ class ProbsSource(GenotypeSource):
                 "pos": np.asarray(arrays["pos"], dtype=float),
             }
         )
+        check_probabilities(P, self.samples, self.markers["marker"], str(path))
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -431,7 +677,8 @@ class ProbsSource(GenotypeSource):
 
 
 class ArraySource(GenotypeSource):
-    """Genotypes already in memory: an (n, m) dosage or (n, k, m) probability array."""
+    """Genotypes already in memory: an (n, m) dosage or (n, k, m) probability array (whose k
+    columns must sum to 1). Dosages are taken as given (any coding: 0/1/2, centred, ...)."""
 
     def __init__(self, genotypes: Any, samples: Any, markers: pd.DataFrame) -> None:
         G = np.asarray(genotypes, dtype=float)
@@ -450,6 +697,8 @@ class ArraySource(GenotypeSource):
         self.k = G.shape[1]
         self.samples = [str(s) for s in samples]
         self.markers = markers.reset_index(drop=True).assign(chr=_chrom_str(markers["chr"]))
+        if self.k > 1:
+            check_probabilities(G, self.samples, self.markers["marker"], "the array")
 
     def _read(self, start: int, stop: int) -> np.ndarray:
         return self.G[:, :, start:stop].copy()
