@@ -263,7 +263,7 @@ def test_dataset__equals_in_memory_and_is_one_table(tmp_path, data, client):
         key = ["trait", "marker"]
         disk = disk.set_index(key).loc[mem.set_index(key).index].reset_index()
         pd.testing.assert_frame_equal(disk[mem.columns], mem, check_dtype=False, **SAME)
-        assert not list((out / "_tasks").iterdir())
+        assert not (out / "_tasks").exists()  # published: the task folder became data/
         best = lmmlite.scan(src, P, out=tmp_path / f"max{i}.parquet", keep="max", client=c, **kw)
         pd.testing.assert_frame_equal(
             pd.read_parquet(tmp_path / f"max{i}.parquet"), best, check_dtype=False
@@ -293,7 +293,7 @@ def test_dataset__reduced_run_interrupted_then_resumed(tmp_path, data, keep, thr
         lmmlite.scan(src, P, out=out, progress=stop_after_7, threads=threads, **kw)
     before = {p.name: p.stat().st_mtime_ns for p in (out / "_tasks").glob("*.parquet")}
     n_tasks = 4 * 16  # batches: 5 + 5 + 1 traits, 1 (own pattern); chunks: 8 + 5 + 3
-    assert 7 <= len(before) < n_tasks and not list(out.glob("part-*"))
+    assert 7 <= len(before) < n_tasks and not (out / "data").exists()
     got = lmmlite.scan(src, P, out=out, resume=True, **kw)
     after = {p.name: p.stat().st_mtime_ns for p in (out / "_tasks").glob("*.parquet")}
     assert len(after) == n_tasks and all(after[k] == v for k, v in before.items())
@@ -378,7 +378,7 @@ def test_cli__client_killed_then_resumed(tmp_path, cut_inputs, where):
     its scheduler and workers); --resume computes only the missing tasks (files already
     written are left untouched) and the final table equals an uninterrupted run's."""
     common, whole = cut_inputs
-    n_tasks = len(list(whole.glob("part-*.parquet")))
+    n_tasks = len(list((whole / "data").glob("*.parquet")))
     assert n_tasks == 3 * 201  # 3 trait batches (2 missing-data patterns) x 201 chunks
     run_on = ["--dask", "local", "--workers", "2"] if where == "dask" else []
 
@@ -422,7 +422,7 @@ def test_cli__client_killed_then_resumed(tmp_path, cut_inputs, where):
 
     resume = _cli(*common, *run_on, "--out", str(out), "--resume")
     subprocess.run(resume, check=True, capture_output=True)
-    parts = {p.name[len("part-") :]: p.stat() for p in out.glob("part-*.parquet")}
+    parts = {p.name: p.stat() for p in (out / "data").glob("*.parquet")}
     assert len(parts) == n_tasks
     for name, (ino, mtime) in before.items():  # not recomputed: the same file, untouched
         assert (parts[name].st_ino, parts[name].st_mtime_ns) == (ino, mtime)

@@ -118,7 +118,7 @@ def test_dataset__a_lost_task_file_is_not_published(tmp_path):
 
     with pytest.raises(LmmliteError, match=r"1 of 12 task results are missing .*\(b\d{5}-c\d{6}\)"):
         lmmlite.scan(src, P, out=out, progress=lose_one, threads=1, **kw)
-    assert removed and not list(out.glob("part-*"))
+    assert removed and not (out / "data").exists()
     assert lmmlite.scan(src, P, out=out, resume=True, **kw) is None
     key = ["trait", "marker"]
     got = pd.read_parquet(out).set_index(key).sort_index()

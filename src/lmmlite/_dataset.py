@@ -2,15 +2,22 @@
 
 Layout of ``NAME.parquet/``::
 
-    _manifest.json        inputs (checksums), options, lmmlite version and layout of the run
-    _tasks/<task>.parquet one file per finished task, each written atomically
-    part-*.parquet        the results, published when every task is done
+    _manifest.json            inputs (checksums), options, lmmlite version, and once complete
+                              the size and SHA-256 of every published file
+    _tasks/<task>.parquet     one file per finished task, each written atomically
+    _checksums/<task>.json    its size and SHA-256, written once the task file is in place
+    data/part-*.parquet       the results, published when every task is done
 
 Names starting with ``_`` or ``.`` are skipped by Parquet readers, so
-``pandas.read_parquet("NAME.parquet")`` reads the published results as one table, and reads
-nothing from an unfinished run. With ``keep="all"`` each task file is renamed to a
-``part-<task>.parquet`` when the run completes; with ``keep="max"``/``"peaks"`` the task files
-hold each task's best rows, reduced into one ``part-<keep>.parquet`` at the end.
+``pandas.read_parquet("NAME.parquet")`` reads the published results as one table, and nothing
+from an unfinished run. Publication is atomic: with ``keep="all"`` the task folder is renamed to
+``data`` in one step (its files become ``data/<task>.parquet``); with ``keep="max"``/``"peaks"``
+the reduced table is written to a hidden folder renamed to ``data``. A reader therefore sees all
+of the results or none.
+
+A resumed run trusts a task file only if its checksum record matches the file (a file cut short
+by a kill, or corrupted later, is computed again), and a published folder only if every part
+matches the manifest (otherwise it is unpublished and the bad parts recomputed).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,15 +34,17 @@ import pandas as pd
 
 from ._version import __version__
 from .exceptions import InputError, LmmliteError
-from .io.tables import atomic_write
+from .io.tables import atomic_write, sha256_file
 
 __all__ = ["ScanDataset", "frame_sha256", "write_task"]
 
 MANIFEST = "_manifest.json"
 TASKS = "_tasks"
-#: Version of the folder's layout (task naming and task-file columns): a folder of another
-#: layout is not resumed.
-LAYOUT = 2
+CHECKSUMS = "_checksums"
+DATA = "data"
+#: Version of the folder's layout (task naming, task-file columns, publication): a folder of
+#: another layout is not resumed.
+LAYOUT = 3
 
 
 def frame_sha256(df: pd.DataFrame | pd.Series | None) -> str | None:
@@ -48,9 +58,21 @@ def frame_sha256(df: pd.DataFrame | pd.Series | None) -> str | None:
     return h.hexdigest()
 
 
+def _record(path: Path) -> dict[str, Any]:
+    return {"size": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    text = json.dumps(obj, indent=1, sort_keys=True)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
 def write_task(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
-    """Write ``frame`` to ``path`` atomically: a hidden temporary file, then a rename."""
-    atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    """Write a task's ``frame`` to ``path`` atomically, then its checksum record (in the
+    sibling ``_checksums`` folder): a resumed run trusts the file only with a matching record."""
+    p = Path(path)
+    atomic_write(p, lambda tmp: frame.to_parquet(tmp, index=False))
+    _write_json(p.parent.parent / CHECKSUMS / f"{p.stem}.json", _record(p))
 
 
 def _differences(old: Any, new: Any, where: str = "") -> list[str]:
@@ -71,61 +93,105 @@ class ScanDataset:
         # absolute: Dask workers, whatever their working folder, write into this folder
         self.path = Path(path).resolve()
         self.tasks = self.path / TASKS
-        record = {"lmmlite_version": __version__, "layout": LAYOUT, **manifest}
-        mfile = self.path / MANIFEST
+        self.checksums = self.path / CHECKSUMS
+        self.data = self.path / DATA
+        self.record = {"lmmlite_version": __version__, "layout": LAYOUT, **manifest}
+        self._open(str(path), resume)
+        if not self.data.is_dir():  # else published (keep="all": the tasks became the data)
+            self.tasks.mkdir(parents=True, exist_ok=True)
+        self.checksums.mkdir(parents=True, exist_ok=True)
+        for folder in (self.tasks, self.checksums, self.path):  # left by a killed run
+            for stale in folder.glob(".*.tmp"):
+                stale.unlink(missing_ok=True)
+        shutil.rmtree(self.path / f".{DATA}.staging", ignore_errors=True)
+        if not (self.path / MANIFEST).is_file():
+            _write_json(self.path / MANIFEST, {**self.record, "complete": False})
+
+    def _open(self, shown: str, resume: bool) -> None:
         if self.path.exists() and not self.path.is_dir():
-            raise InputError(f"output {str(path)!r} exists and is not a folder")
+            raise InputError(f"output {shown!r} exists and is not a folder")
         if not self.path.parent.is_dir():
             raise InputError(
-                f"cannot write {str(path)!r}: folder {str(self.path.parent)!r} does not exist"
+                f"cannot write {shown!r}: folder {str(self.path.parent)!r} does not exist"
             )
-        if mfile.is_file():
-            if not resume:
-                raise InputError(
-                    f"output folder {str(path)!r} holds a scan already: pass --resume "
-                    "(resume=True) to complete it, or remove it"
-                )
-            old = json.loads(mfile.read_text())
-            diff = _differences(
-                {k: v for k, v in old.items() if k != "complete"},
-                {k: v for k, v in record.items() if k != "complete"},
-            )
-            if diff:
-                raise InputError(
-                    f"cannot resume {str(path)!r}: it was started with other inputs or "
-                    f"options: {'; '.join(diff)}"
-                )
-        elif self.path.is_dir() and any(self.path.iterdir()):
-            raise InputError(
-                f"output folder {str(path)!r} exists, is not empty and has no lmmlite "
-                "manifest: remove it or choose another name"
-            )
-        self.tasks.mkdir(parents=True, exist_ok=True)
-        for stale in self.tasks.glob(".*.tmp"):  # left by a killed run
-            stale.unlink(missing_ok=True)
+        mfile = self.path / MANIFEST
         if not mfile.is_file():
-            self._write_manifest({**record, "complete": False})
-        self.record = record
+            if self.path.is_dir() and any(self.path.iterdir()):
+                raise InputError(
+                    f"output folder {shown!r} exists, is not empty and has no lmmlite "
+                    "manifest: remove it or choose another name"
+                )
+            return
+        if not resume:
+            raise InputError(
+                f"output folder {shown!r} holds a scan already: pass --resume "
+                "(resume=True) to complete it, or remove it"
+            )
+        try:
+            old = json.loads(mfile.read_text())
+        except (ValueError, OSError) as exc:
+            raise LmmliteError(
+                f"the manifest of {shown!r} is unreadable ({exc}); the folder cannot be "
+                "resumed: remove it to start again"
+            ) from None
+        skip = ("complete", "files")
+        diff = _differences(
+            {k: v for k, v in old.items() if k not in skip},
+            {k: v for k, v in self.record.items() if k not in skip},
+        )
+        if diff:
+            raise InputError(
+                f"cannot resume {shown!r}: it was started with other inputs or "
+                f"options: {'; '.join(diff)}"
+            )
+        if self.data.is_dir():
+            self._unpublish_if_damaged(old.get("files", {}))
 
-    def _write_manifest(self, record: dict[str, Any]) -> None:
-        text = json.dumps(record, indent=1, sort_keys=True)
-
-        def write(tmp: str) -> None:
-            Path(tmp).write_text(text)
-
-        atomic_write(self.path / MANIFEST, write)
+    def _unpublish_if_damaged(self, files: dict[str, Any]) -> None:
+        """A published folder whose parts do not all match the manifest goes back to being
+        unfinished: the damaged parts are removed (their tasks are computed again)."""
+        bad = [
+            name
+            for name, rec in files.items()
+            if not (self.data / name).is_file() or _record(self.data / name) != rec
+        ]
+        if not bad and files:
+            return
+        for name in bad:
+            (self.data / name).unlink(missing_ok=True)
+            (self.checksums / f"{Path(name).stem}.json").unlink(missing_ok=True)
+        if self.tasks.exists():  # keep="max"/"peaks": the task files are there; drop the table
+            shutil.rmtree(self.data)
+        else:  # keep="all": the parts are the task files
+            os.replace(self.data, self.tasks)
+        _write_json(self.path / MANIFEST, {**self.record, "complete": False})
 
     def task_path(self, name: str) -> Path:
         return self.tasks / f"{name}.parquet"
 
     def done(self) -> set[str]:
-        """Names of the tasks whose results are on disk (pending or published)."""
-        names = {p.stem for p in self.tasks.glob("*.parquet")}
-        names |= {p.stem[len("part-") :] for p in self.path.glob("part-b*.parquet")}
+        """Names of the tasks whose files are on disk and match their checksum records; a file
+        without a matching record (cut short by a kill, corrupted) is removed."""
+        names = set()
+        for p in self.tasks.glob("*.parquet"):
+            rec = self.checksums / f"{p.stem}.json"
+            try:
+                good = rec.is_file() and json.loads(rec.read_text()) == _record(p)
+            except (ValueError, OSError):
+                good = False
+            if good:
+                names.add(p.stem)
+            else:
+                p.unlink(missing_ok=True)
+                rec.unlink(missing_ok=True)
+        if self.data.is_dir() and not self.tasks.exists():  # published, checked on opening
+            names |= {p.stem for p in self.data.glob("*.parquet")}
         return names
 
     def task_frames(self) -> Iterator[pd.DataFrame]:
-        """The finished tasks' frames, one at a time (a resumed reduction stays bounded)."""
+        """The finished tasks' frames (verified by :meth:`done`), one at a time (a resumed
+        reduction stays bounded)."""
+        self.done()
         for p in sorted(self.tasks.glob("*.parquet")):
             yield pd.read_parquet(p)
 
@@ -142,13 +208,26 @@ class ScanDataset:
                 "Rerun with --resume (resume=True) to compute them."
             )
 
+    def _finish(self) -> None:
+        files = {p.name: _record(p) for p in sorted(self.data.glob("*.parquet"))}
+        _write_json(self.path / MANIFEST, {**self.record, "complete": True, "files": files})
+
     def publish_all(self) -> None:
-        """keep="all": move every task file into the dataset (renames: atomic, resumable)."""
-        for p in sorted(self.tasks.glob("*.parquet")):
-            os.replace(p, self.path / f"part-{p.stem}.parquet")
-        self._write_manifest({**self.record, "complete": True})
+        """keep="all": the task folder becomes the data folder, in one rename."""
+        if self.tasks.exists():
+            if self.data.exists():
+                shutil.rmtree(self.data)
+            os.replace(self.tasks, self.data)
+        self._finish()
 
     def publish_table(self, table: pd.DataFrame, keep: str) -> None:
-        """keep="max"/"peaks": the reduced table as one file."""
-        write_task(self.path / f"part-{keep}.parquet", table)
-        self._write_manifest({**self.record, "complete": True})
+        """keep="max"/"peaks": the reduced table as ``data/part-<keep>.parquet``, written in a
+        hidden folder renamed into place."""
+        staging = self.path / f".{DATA}.staging"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        table.to_parquet(staging / f"part-{keep}.parquet", index=False)
+        if self.data.exists():
+            shutil.rmtree(self.data)
+        os.replace(staging, self.data)
+        self._finish()

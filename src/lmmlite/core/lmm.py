@@ -37,6 +37,7 @@ from ..exceptions import BoundaryWarning, ConvergenceWarning, InputError
 from . import reference
 from .checks import (
     check_hsq,
+    check_identifiable,
     check_kinship,
     check_level,
     check_model_arrays,
@@ -287,6 +288,7 @@ def fit_lmm(
     _check_engine(engine)
     check_tol(tol)
     Kva, y2, X2, single = check_model_arrays(Kva, y, X)
+    check_identifiable(Kva, X2)
     model = RotatedModel(Kva, y2, X2)
     check_phenotypes(model.Yt.T, y2)
     if engine == "reference":

@@ -576,13 +576,7 @@ def _load_npz(path: str | os.PathLike[str], what: str) -> dict[str, np.ndarray]:
     """The arrays of an ``.npz`` file (no pickled objects), or a message saying why not."""
     p = existing_file(path, what)
     try:
-        with np.load(p, allow_pickle=False) as z:
-            if not hasattr(z, "files"):
-                raise FileFormatError(
-                    f"{what} {str(path)!r} is a single .npy array; an .npz archive of named "
-                    "arrays is expected (numpy.savez)"
-                )
-            return {key: z[key] for key in z.files}
+        loaded = np.load(p, allow_pickle=False)
     except ValueError as exc:
         if "pickle" in str(exc):
             raise FileFormatError(
@@ -594,6 +588,19 @@ def _load_npz(path: str | os.PathLike[str], what: str) -> dict[str, np.ndarray]:
         raise FileFormatError(
             f"cannot read {what} {str(path)!r} as an .npz archive: {exc}"
         ) from None
+    if isinstance(loaded, np.ndarray):
+        raise FileFormatError(
+            f"{what} {str(path)!r} is a single .npy array; an .npz archive of named arrays is "
+            "expected (numpy.savez)"
+        )
+    with loaded as z:
+        try:
+            return {key: z[key] for key in z.files}
+        except ValueError:
+            raise FileFormatError(
+                f"{what} {str(path)!r} holds Python objects (an array of dtype object, e.g. "
+                "sample ids saved as objects); save text arrays as str: np.array(ids, dtype=str)"
+            ) from None
 
 
 #: Genotype probabilities of a sample and locus must sum to 1 within this (files written with
