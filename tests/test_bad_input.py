@@ -201,13 +201,13 @@ def test_probabilities__negative_or_not_summing_to_one(tmp_path):
     P = rng.dirichlet(np.ones(3), size=(len(ids), 5)).transpose(0, 2, 1)
     bad = P.copy()
     bad[3, :, 2] = [0.5, 0.6, 0.2]
-    with pytest.raises(FileFormatError, match=r"sample s3 at m2 sum to 1.3"):
+    with pytest.raises(FileFormatError, match=r"sample s3 at marker m2 sum to 1.3"):
         ArraySource(bad, ids, markers)
     neg = P.copy()
     neg[4, :, 1] = [1.2, -0.2, 0.0]
     arrays = {"probs": neg, "samples": np.array(ids), "markers": markers["marker"].to_numpy(str)}
     np.savez(tmp_path / "p.npz", **arrays, chr=np.array(["1"] * 5), pos=np.arange(5.0))
-    with pytest.raises(FileFormatError, match=r"sample s4 at m1 has a value outside"):
+    with pytest.raises(FileFormatError, match=r"sample s4 at marker m1 has a value outside"):
         ProbsSource(tmp_path / "p.npz")
     np.save(tmp_path / "p.npy", P)
     with pytest.raises(FileFormatError, match=r"single .npy array"):
@@ -225,7 +225,9 @@ def test_bimbam__doses_outside_0_2_and_conflicting_annotation(tmp_path):
     with pytest.raises(FileFormatError, match=r"dosage 2.5 of sample 2 at marker rs2"):
         list(src.chunks())
     (tmp_path / "a2.txt").write_text("rs1 100 1\nrs2 200 1\nrs2 300 2\n")
-    with pytest.raises(FileFormatError, match=r"conflicting positions, e.g. rs2"):
+    with pytest.raises(
+        FileFormatError, match=r"twice with different positions or chromosomes, e.g. rs2"
+    ):
         BimbamSource(tmp_path / "g.txt", tmp_path / "a2.txt")
 
 

@@ -44,7 +44,7 @@ def _centred(K: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
     return pd.DataFrame(P @ K.loc[ids, ids].to_numpy() @ P, index=ids, columns=ids)
 
 
-def test_kinship__equals_gemma_cxx_onbxd_inputs():
+def test_kinship__equals_gemma_cxx_on_bxd():
     # gemma -g BXD_geno.txt.gz -p BXD_pheno.txt -c BXD_covariates2.txt -a BXD_snps.txt -gk 1
     src, y, cov = bxd_inputs()
     keep = y["y"].notna().to_numpy()
@@ -65,7 +65,7 @@ def test_kinship__equals_gemma_cxx_on_plink(i188_kinship):
     np.testing.assert_allclose(np.diag(K), diag, rtol=0, atol=KINSHIP_ATOL)
 
 
-def test_scan_exact__matches_gemma_lmm4_onbxd_inputs():
+def test_scan_exact__matches_gemma_lmm4_on_bxd():
     # gemma -g BXD_geno.txt.gz -p BXD_pheno.txt -c BXD_covariates2.txt -a BXD_snps.txt
     #       -k BXD.cXX.txt -lmm 4 -o BXD_lmm4
     src, y, cov = bxd_inputs()

@@ -122,3 +122,45 @@ def test_best_markers__numba_equals_numpy(p):
     np.testing.assert_allclose(q1, q2, rtol=1e-13)
     np.testing.assert_array_equal(n1, n2)
     np.testing.assert_allclose(d1, d2, rtol=1e-13)
+
+
+@pytest.mark.parametrize(("p", "k"), [(1, 0), (2, 0), (2, 1), (3, 2)])
+@pytest.mark.parametrize("reml", [True, False])
+def test_fit_items__compiled_search_equals_its_numpy_twin(p, k, reml):
+    """The compiled lockstep Brent search against brent_lockstep over the NumPy likelihood:
+    the same optimum (the likelihoods differ by rounding, so the paths may part at the end,
+    within Brent's tolerance), the same convergence."""
+    n, t, mk, tol = 120, 9, 9, 1e-8
+    lam, Q, Yt, Mt, ldm = _data(n, p, k, t, mk, seed=7 + p + k)
+    iy = np.arange(t)
+    im = np.arange(t) % mk
+    x1, f1, _, c1 = _kernels.fit_items(iy, im, lam, Q, Yt, Mt, ldm, reml, 0.0, 1.0, tol)
+    x2, f2, _, c2 = _kernels.fit_items(
+        iy, im, lam, Q, Yt, Mt, ldm, reml, 0.0, 1.0, tol, use_numba=False
+    )
+    np.testing.assert_allclose(x1, x2, atol=10 * tol)
+    np.testing.assert_allclose(f1, f2, rtol=1e-10)
+    assert c1.all() and c2.all()
+
+
+def test_kernels__same_numbers_serial_parallel_and_one_at_a_time():
+    """Each item's arithmetic does not depend on the build or the batch: the parallel kernel,
+    the serial one and one-item calls agree bit for bit."""
+    n, p, k, t, mk = 300, 2, 1, 5, 4
+    lam, Q, Yt, Mt, ldm = _data(n, p, k, t, mk, seed=3)
+    rng = np.random.default_rng(0)
+    m = 2000  # enough work for the parallel build
+    h = rng.uniform(0, 1, m)
+    iy = rng.integers(0, t, m)
+    im = rng.integers(0, mk, m)
+    par = _kernels.loglik_items(h, iy, im, lam, Q, Yt, Mt, ldm, True)
+    with _kernels.serial():
+        ser = _kernels.loglik_items(h, iy, im, lam, Q, Yt, Mt, ldm, True)
+        one = [
+            _kernels.loglik_items(
+                h[j : j + 1], iy[j : j + 1], im[j : j + 1], lam, Q, Yt, Mt, ldm, True
+            )[0]
+            for j in range(0, m, 97)
+        ]
+    np.testing.assert_array_equal(par, ser)
+    np.testing.assert_array_equal(ser[::97], one)

@@ -310,3 +310,61 @@ def test_fixed_gemm__traits_sharing_an_hsq_equal_the_per_pair_kernel():
     idx, best = scan_best(null, Mt.copy(), mode="fixed")
     np.testing.assert_array_equal(idx, np.argmax(want.lod, axis=0))
     np.testing.assert_allclose(best.lod, want.lod.max(axis=0), rtol=1e-9)
+
+
+#: The naive scan's brute-force hsq is located to ~1e-10, the fast scan's null to 1e-10 and (in
+#: exact mode) each marker's to Brent's 1e-7: effects agree in units of their se, p-values in
+#: log10, to these bounds (rounding alone would give ~1e-12).
+NAIVE_FIXED_RTOL = 1e-6
+NAIVE_EXACT_SE_ATOL = 1e-3
+NAIVE_EXACT_LOG10P_ATOL = 1e-4
+
+
+@pytest.mark.parametrize("mode", ["fixed", "exact"])
+def test_scan__equals_a_naive_dense_gls_scan(mode):
+    """Both modes against per-marker GLS with a dense V^-1 (tests/reference/gls.py), several
+    traits with missing values (each its own pattern) and missing genotypes."""
+    from reference.gls import naive_scan
+
+    rng = np.random.default_rng(12)
+    n, m, t = 70, 300 if mode == "fixed" else 25, 3
+    ids = [f"s{i}" for i in range(n)]
+    G = rng.binomial(2, rng.uniform(0.1, 0.9, m), size=(n, m)).astype(float)
+    Z = G - G.mean(axis=0)
+    K = Z @ Z.T / m + 0.05 * np.eye(n)
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    noise = np.linalg.cholesky(0.6 * K + 0.4 * np.eye(n)) @ rng.normal(size=(n, t))
+    Y = (X @ [1.0, 0.5])[:, None] + noise
+    Y[:, :2] += 1.5 * (G[:, [7]] - 1.0)
+    Y[rng.random((n, t)) < 0.1] = np.nan
+    Gm = G.copy()
+    Gm[rng.random((n, m)) < 0.02] = np.nan
+    markers = pd.DataFrame({"marker": [f"m{j}" for j in range(m)], "chr": "1", "pos": range(m)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", lmmlite.BoundaryWarning)
+        got = scan(
+            ArraySource(Gm, ids, markers),
+            pd.DataFrame(Y, index=ids, columns=[f"t{j}" for j in range(t)]),
+            pd.DataFrame({"x": X[:, 1]}, index=ids),
+            kinship=pd.DataFrame(K, index=ids, columns=ids),
+            mode=mode,
+        )
+    want = naive_scan(Gm, K, Y, X, mode=mode, markers=list(range(m)))
+    got = got.set_index(["trait", "marker"]).loc[
+        pd.MultiIndex.from_frame(want[["trait", "marker"]])
+    ]
+    se = want["se"].to_numpy()
+    if mode == "fixed":
+        for col in ("se", "hsq", "p_wald", "p_lrt", "p_score"):
+            np.testing.assert_allclose(got[col], want[col], rtol=NAIVE_FIXED_RTOL, err_msg=col)
+        # LOD ~ log(rss0/rss1) of nearly equal numbers at null markers: absolutely there
+        np.testing.assert_allclose(got["lod"], want["lod"], rtol=NAIVE_FIXED_RTOL, atol=1e-7)
+        assert np.all(np.abs(got["beta"].to_numpy() - want["beta"]) <= 1e-6 * se)
+    else:
+        assert np.all(np.abs(got["beta"].to_numpy() - want["beta"]) <= NAIVE_EXACT_SE_ATOL * se)
+        np.testing.assert_allclose(got["se"], want["se"], rtol=NAIVE_EXACT_SE_ATOL)
+        np.testing.assert_allclose(got["hsq"], want["hsq"], atol=1e-5)
+        for col in ("p_wald", "p_lrt", "p_score"):
+            diff = np.abs(np.log10(got[col].to_numpy()) - np.log10(want[col].to_numpy()))
+            assert diff.max() <= NAIVE_EXACT_LOG10P_ATOL, (col, diff.max())
+    assert want.groupby("trait")["lod"].max()[["t0", "t1"]].min() > 3  # a real QTL is tested

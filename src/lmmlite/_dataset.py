@@ -64,7 +64,11 @@ def _record(path: Path) -> dict[str, Any]:
 
 def _write_json(path: Path, obj: Any) -> None:
     text = json.dumps(obj, indent=1, sort_keys=True)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(text)
+
+    atomic_write(path, write)
 
 
 def write_task(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
@@ -129,10 +133,10 @@ class ScanDataset:
             )
         try:
             old = json.loads(mfile.read_text())
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError):
             raise LmmliteError(
-                f"the manifest of {shown!r} is unreadable ({exc}); the folder cannot be "
-                "resumed: remove it to start again"
+                f"the manifest of {shown!r} is unreadable (cut short, or not lmmlite's); the "
+                "folder cannot be resumed: remove it to start again"
             ) from None
         skip = ("complete", "files")
         diff = _differences(

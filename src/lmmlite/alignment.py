@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .core.checks import SYMMETRY_RTOL, check_design, check_phenotypes, format_values
+from .core.checks import (
+    MAX_ABS,
+    SYMMETRY_RTOL,
+    check_design,
+    check_kinship_scale,
+    check_phenotypes,
+    format_values,
+)
 from .exceptions import (
     CovariateError,
     DataWarning,
@@ -115,6 +122,8 @@ def kinship_frame(kinship: Any) -> pd.DataFrame:
     K = K.loc[:, K.index]
     vals = K.to_numpy()
     bad = np.argwhere(~np.isfinite(vals))
+    if not bad.size:
+        check_kinship_scale(vals)
     if bad.size:
         pairs = [f"({K.index[i]}, {K.columns[j]})" for i, j in bad[:5]]
         raise KinshipError(
@@ -158,7 +167,16 @@ def match_samples(
             stacklevel=3,
         )
     gone = set(dropped)
-    return pd.Index([i for i in ids if i not in gone], dtype=object), dropped
+    kept = pd.Index([i for i in ids if i not in gone], dtype=object)
+    if len(kept) == 0:
+        shown = "; ".join(
+            f"{what}: {format_values(sorted(have)[:3], 3)}" for what, have in available.items()
+        )
+        raise SampleMismatchError(
+            "no phenotyped sample is in every input: their ids do not overlap (phenotypes: "
+            f"{format_values(list(ids)[:3], 3)}; {shown})"
+        )
+    return kept, dropped
 
 
 def design_matrix(C: pd.DataFrame | None, ids: pd.Index, intercept: bool | None) -> pd.DataFrame:
@@ -254,6 +272,12 @@ def align(
     if infinite:
         raise PhenotypeError(
             f"phenotypes have infinite values in column(s) {format_values(infinite)}"
+        )
+    huge = [c for c in pheno.columns if np.nanmax(np.abs(pheno[c].to_numpy()), initial=0) > MAX_ABS]
+    if huge:
+        raise PhenotypeError(
+            f"phenotype(s) {format_values(huge)} have values beyond {MAX_ABS:g} in size, too "
+            "large for sums of squares in double precision: rescale them"
         )
     empty = [c for c in pheno.columns if pheno[c].notna().sum() == 0]
     if empty:

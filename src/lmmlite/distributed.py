@@ -15,9 +15,16 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .exceptions import InputError
-from .executors import Stage, one_blas_thread, serially
+from .executors import (
+    Executor,
+    LocalExecutor,
+    Stage,
+    available_cores,
+    one_blas_thread,
+    serially,
+)
 
-__all__ = ["DaskExecutor", "local_client", "require_dask"]
+__all__ = ["DaskExecutor", "executor_for", "local_client", "require_dask"]
 
 
 def require_dask() -> Any:
@@ -136,3 +143,19 @@ class DaskExecutor:
         except BaseException:  # an error, or an interrupt: nothing left running for nothing
             client.cancel(list(pending.futures))
             raise
+
+
+def executor_for(client: Any, threads: int | None) -> Executor:
+    """The executor of a run: Dask's with a ``client``, else a thread pool of ``threads``
+    (default: the cores available)."""
+    if client is not None:
+        if threads is not None:
+            raise InputError(
+                f"threads={threads} is for in-process runs; with a Dask client the cluster's "
+                "worker threads run the tasks"
+            )
+        return DaskExecutor(client)
+    threads = available_cores() if threads is None else threads
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise InputError(f"threads must be a positive integer; got {threads!r}")
+    return LocalExecutor(threads)

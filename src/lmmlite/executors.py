@@ -26,7 +26,6 @@ from typing import Any, Protocol
 from threadpoolctl import threadpool_limits
 
 from .core import _kernels
-from .exceptions import InputError
 
 __all__ = [
     "Call",
@@ -35,7 +34,6 @@ __all__ = [
     "LocalExecutor",
     "Stage",
     "available_cores",
-    "executor_for",
     "one_blas_thread",
     "run_token",
     "serially",
@@ -107,24 +105,6 @@ def serially(func: Callable[..., Any], *args: Any) -> Any:
     """``func(*args)`` with the serial numba kernels (in this thread)."""
     with _kernels.serial():
         return func(*args)
-
-
-def executor_for(client: Any, threads: int | None) -> Executor:
-    """The executor of a run: Dask's with a ``client``, else a thread pool of ``threads``
-    (default: the cores available)."""
-    if client is not None:
-        if threads is not None:
-            raise InputError(
-                f"threads={threads} is for in-process runs; with a Dask client the cluster's "
-                "worker threads run the tasks"
-            )
-        from .distributed import DaskExecutor
-
-        return DaskExecutor(client)
-    threads = available_cores() if threads is None else threads
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise InputError(f"threads must be a positive integer; got {threads!r}")
-    return LocalExecutor(threads)
 
 
 class LocalExecutor:

@@ -21,6 +21,7 @@ from .alignment import align, kinship_frame, numeric_frame
 from .core.checks import check_kinship, format_values
 from .core.lmm import eigh_decreasing
 from .core.model import RotatedModel
+from .distributed import executor_for
 from .exceptions import (
     BoundaryWarning,
     ConvergenceWarning,
@@ -28,7 +29,6 @@ from .exceptions import (
     InputError,
     PhenotypeError,
 )
-from .executors import executor_for
 from .options import HeritabilityOptions
 from .results import HERITABILITY_COLUMNS
 

@@ -22,8 +22,8 @@ from ._progress import Progress
 from .alignment import Alignment, align, kinship_frame, numeric_frame, sample_ids
 from .core.checks import format_values
 from .core.results import CHUNK_STATS
+from .distributed import executor_for
 from .exceptions import InputError, KinshipError, PhenotypeError
-from .executors import executor_for
 from .io.genotypes import GenotypeSource
 from .kinship import kinship as compute_kinship
 from .options import ScanOptions

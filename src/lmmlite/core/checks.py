@@ -33,6 +33,22 @@ RANK_RTOL = 1e-10
 ZERO_RTOL = 1e-12
 
 
+#: Values beyond this size would overflow sums of squares (and below its inverse underflow):
+#: phenotypes and kinships of such a scale are refused with a request to rescale them.
+MAX_ABS = 1e100
+
+
+def check_kinship_scale(K: np.ndarray) -> None:
+    """Refuse a kinship whose entries are all zero-like or of an absurd scale (beyond
+    :data:`MAX_ABS`, or all below its inverse): a kinship is of order 1."""
+    top = float(np.max(np.abs(K))) if K.size else 0.0
+    if top > MAX_ABS or 0.0 < top < 1.0 / MAX_ABS:
+        raise KinshipError(
+            f"kinship entries are of size {top:.3g}: too {'large' if top > 1 else 'small'} "
+            "for double precision; a kinship is of order 1 (rescale it)"
+        )
+
+
 def format_values(values: Sequence[Any] | np.ndarray, limit: int = 10) -> str:
     """Format offending values for an error message: at most ``limit``, then a count."""
     vals = [str(v) for v in list(values)]
@@ -84,6 +100,7 @@ def check_kinship(K: Any) -> np.ndarray:
     if K.shape[0] == 0:
         raise KinshipError("kinship matrix is empty")
     check_finite("kinship matrix", K, KinshipError)
+    check_kinship_scale(K)
     scale = float(np.max(np.abs(K)))
     asym = float(np.max(np.abs(K - K.T)))
     if asym > SYMMETRY_RTOL * max(scale, np.finfo(float).tiny):

@@ -177,7 +177,7 @@ class PlinkSource(GenotypeSource):
         for suffix in (".bed", ".bim", ".fam"):
             if not Path(base + suffix).is_file():
                 raise FileFormatError(f"PLINK file {base + suffix!r} does not exist")
-        fam = _read_fields(base + ".fam", "PLINK .fam", 6)
+        fam = _read_fields(base + ".fam", "PLINK .fam", 5)
         bim = _read_fields(base + ".bim", "PLINK .bim", 6)
         pos = pd.to_numeric(bim[3], errors="coerce")
         if pos.isna().any():
@@ -266,6 +266,11 @@ class PlinkSource(GenotypeSource):
         an error naming the sample."""
         path = self.prefix + ".fam"
         fam = self._fam
+        if fam.shape[1] < 6:
+            raise FileFormatError(
+                f"PLINK .fam {path!r} has no phenotype column (5 fields per line): give the "
+                "phenotypes in their own file (--pheno)"
+            )
         ph = fam.iloc[:, 5:].replace({"-9": np.nan, "NA": np.nan, "-9.0": np.nan})
         values = ph.apply(pd.to_numeric, errors="coerce")
         bad = ph.notna() & values.isna()
@@ -275,11 +280,12 @@ class PlinkSource(GenotypeSource):
                 f"PLINK .fam {path!r}: phenotype {ph.iat[i, j]!r} of sample {self.samples[i]} is "
                 "not a number (missing values are -9 or NA)"
             )
+        values = values.astype(float)
         for j in range(values.shape[1]):
             col = values.iloc[:, j]
             seen = set(col.dropna().unique())
             if seen <= {0.0, 1.0, 2.0} and {1.0, 2.0} <= seen:
-                values.iloc[:, j] = col.where(col != 0.0)
+                values[values.columns[j]] = col.where(col != 0.0)
                 warnings.warn(
                     f"PLINK .fam {path!r}: phenotype {j + 1} is case/control (1 = control, 2 = "
                     "case; 0 and -9 missing), analysed as a quantitative trait",
@@ -335,8 +341,8 @@ def _annotation(path: Path, names: list[str], geno: str) -> dict[str, np.ndarray
             f"chr {c} pos {q}" for c, q in zip(rows["chr"], rows["pos"], strict=True)
         )
         raise FileFormatError(
-            f"annotation file {str(path)!r} gives {len(conflict)} marker(s) conflicting "
-            f"positions, e.g. {conflict[0]}: {places}"
+            f"annotation file {str(path)!r} lists {len(conflict)} marker(s) twice with "
+            f"different positions or chromosomes, e.g. {conflict[0]}: {places}"
         )
     lookup = ann.set_index("marker")
     missing = [nm for nm in names if nm not in lookup.index]
@@ -575,32 +581,30 @@ class DosageSource(GenotypeSource):
 def _load_npz(path: str | os.PathLike[str], what: str) -> dict[str, np.ndarray]:
     """The arrays of an ``.npz`` file (no pickled objects), or a message saying why not."""
     p = existing_file(path, what)
+    with open(p, "rb") as fh:
+        magic = fh.read(6)
+    if magic.startswith(b"\x93NUMPY"):
+        raise FileFormatError(
+            f"{what} {str(path)!r} is a single .npy array; an .npz archive of named arrays is "
+            "expected (as np.savez writes)"
+        )
+    if not magic.startswith(b"PK"):
+        raise FileFormatError(f"{what} {str(path)!r} is not an .npz archive (np.savez)")
+    objects = FileFormatError(
+        f"{what} {str(path)!r} holds Python objects (e.g. sample ids saved as objects); "
+        "save text arrays as strings, e.g. np.asarray(ids).astype(str)"
+    )
     try:
-        loaded = np.load(p, allow_pickle=False)
+        with np.load(p, allow_pickle=False) as z:
+            return {key: z[key] for key in z.files}
     except ValueError as exc:
         if "pickle" in str(exc):
-            raise FileFormatError(
-                f"{what} {str(path)!r} holds Python objects (an array of dtype object, e.g. "
-                "sample ids saved as objects); save text arrays as str: np.array(ids, dtype=str)"
-            ) from None
+            raise objects from None
         raise FileFormatError(f"cannot read {what} {str(path)!r}: {exc}") from None
     except (OSError, EOFError) as exc:
         raise FileFormatError(
             f"cannot read {what} {str(path)!r} as an .npz archive: {exc}"
         ) from None
-    if isinstance(loaded, np.ndarray):
-        raise FileFormatError(
-            f"{what} {str(path)!r} is a single .npy array; an .npz archive of named arrays is "
-            "expected (numpy.savez)"
-        )
-    with loaded as z:
-        try:
-            return {key: z[key] for key in z.files}
-        except ValueError:
-            raise FileFormatError(
-                f"{what} {str(path)!r} holds Python objects (an array of dtype object, e.g. "
-                "sample ids saved as objects); save text arrays as str: np.array(ids, dtype=str)"
-            ) from None
 
 
 #: Genotype probabilities of a sample and locus must sum to 1 within this (files written with
@@ -621,13 +625,13 @@ def check_probabilities(P: np.ndarray, samples: Any, markers: Any, where: str) -
     if low.any() or high.any():
         i, _, j = np.argwhere(low | high)[0]
         raise FileFormatError(
-            f"probabilities in {where}: sample {samples[i]} at {markers[j]} has a value "
+            f"probabilities in {where}: sample {samples[i]} at marker {markers[j]} has a value "
             f"outside [0, 1] ({int((low | high).sum())} such value(s))"
         )
     if off.any():
         i, j = np.argwhere(off)[0]
         raise FileFormatError(
-            f"probabilities in {where}: those of sample {samples[i]} at {markers[j]} sum to "
+            f"probabilities in {where}: those of sample {samples[i]} at marker {markers[j]} sum to "
             f"{sums[i, j]:.6g}, not 1 ({int(off.sum())} sample-locus pair(s) off by more than "
             f"{PROB_SUM_ATOL:g})"
         )

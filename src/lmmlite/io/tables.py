@@ -172,7 +172,8 @@ def read_table(
             header=None,
             skiprows=1,
             dtype={0: str},
-            na_values=[*_NA, *missing],
+            # missing values in the data columns only: an id "NA" stays an id
+            na_values=_data_na(len(header), [*_NA, *missing]),
             keep_default_na=False,
             encoding="utf-8-sig",
         )
@@ -212,6 +213,11 @@ def read_table(
         shown = ", ".join(map(str, list(dups)[:10]))
         raise FileFormatError(f"{what} file {str(path)!r} has duplicated sample ids: {shown}")
     return df
+
+
+def _data_na(columns: int, values: list[str]) -> Any:
+    """pandas' per-column missing values for every column but the first (the ids)."""
+    return {j: values for j in range(1, columns + 1)}
 
 
 def parser_error(exc: BaseException) -> str:
@@ -366,7 +372,7 @@ def check_output(
                 "it would be replaced by the results"
             )
     if target.exists() and target.is_dir() != folder:
-        what = "a folder" if target.is_dir() else "a file"
+        what = "a folder, not a file" if target.is_dir() else "a file, not a folder"
         raise FileFormatError(f"cannot write {str(path)!r}: it exists and is {what}")
     parent = resolved.parent
     if not parent.is_dir():
