@@ -289,3 +289,32 @@ def test_fit_lmm__mismatched_lengths(small_problem):
 def test_errors_are_value_errors():
     assert issubclass(SampleMismatchError, ValueError)
     assert issubclass(KinshipError, lmmlite.LmmliteError)
+
+
+def test_schemas__declared_columns_are_the_produced_ones(small_problem):
+    """One schema per result kind (lmmlite.results): the tables have exactly those columns."""
+    from lmmlite.io.genotypes import ArraySource
+
+    K, P, C = _frames(small_problem)
+    h = _herit(K, P, C)
+    covs = [f"beta_{c}" for c in ("intercept", *C.columns)]
+    assert list(h.columns) == [*lmmlite.HERITABILITY_COLUMNS, *covs]
+    e = lmmlite.eigen_rotation(K.to_numpy(), P.to_numpy(), np.column_stack([np.ones(len(C)), C]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", lmmlite.BoundaryWarning)
+        fit = lmmlite.fit_lmm(e.Kva, e.y, e.X)
+    table = lmmlite.fit_table(fit, traits=list(P.columns), covariates=["intercept", *C.columns])
+    assert list(table.columns) == list(h.columns)
+    np.testing.assert_allclose(table["hsq"], _herit(K, P, C)["hsq"], atol=1e-4)
+    rng = np.random.default_rng(0)
+    ids = list(K.index)
+    markers = pd.DataFrame({"marker": ["a", "b", "c"], "chr": "1", "pos": [1, 2, 3]})
+    for k in (1, 3):
+        G = rng.binomial(2, 0.4, (len(ids), 3)).astype(float)
+        if k == 3:
+            G = rng.dirichlet(np.ones(3), size=(len(ids), 3)).transpose(0, 2, 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", lmmlite.BoundaryWarning)
+            s = lmmlite.scan(ArraySource(G, ids, markers), P, C, kinship=K)
+        extra = [] if k == 1 else ["beta_2", "se_2", "beta_3", "se_3"]
+        assert list(s.columns) == [*lmmlite.SCAN_COLUMNS, *extra]

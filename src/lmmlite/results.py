@@ -45,8 +45,9 @@ HERITABILITY_COLUMNS = (
     "n_eval",
 )
 
-#: Columns of a scan table (:func:`lmmlite.scan`), in order. k-column genotypes add
-#: ``beta_<j>``/``se_<j>`` (j = 2..k) after ``n_miss``.
+#: Columns of a scan table (:func:`lmmlite.scan`), in order. k-column genotypes (probabilities)
+#: add ``beta_<j>``/``se_<j>`` (j = 2..k, the effect of column j against column 1) at the end,
+#: with ``beta``/``se`` NaN.
 SCAN_COLUMNS = (
     "trait",
     "chr",
