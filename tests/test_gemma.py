@@ -95,13 +95,16 @@ def test_scan__center_kinship_option_equals_explicit_centring(i188, i188_kinship
     K = i188_kinship
     a = scan(src, ph, kinship=K, mode="fixed", center_kinship=True)
     b = scan(src, ph, kinship=_centred(K, ids), mode="fixed")
-    # two centring computations (means vs P K P) round differently at 1e-16; the null hsq and
-    # hence the effects follow to ~1e-8
-    for col in ("se", "p_wald", "p_lrt", "p_score", "hsq"):
-        np.testing.assert_allclose(a[col], b[col], rtol=1e-6, err_msg=col)
-    # LOD ~ log(rss0/rss1) cancels for null markers: compare it absolutely
-    np.testing.assert_allclose(a["lod"], b["lod"], rtol=1e-6, atol=1e-8)
-    assert np.all(np.abs(a["beta"] - b["beta"]) <= 1e-6 * (np.abs(b["beta"]) + b["se"]))
+    # two centring computations (means vs P K P) round differently at 1e-16; the null hsq, a
+    # maximum located by Brent to 1e-10 on a flat likelihood, then moves by up to ~1e-7 (more
+    # with the NumPy twins' rounding), and the statistics with it: hsq absolutely, p-values in
+    # log10, the LOD (log(rss0/rss1), cancelling at null markers) absolutely, effects in se
+    np.testing.assert_allclose(a["hsq"], b["hsq"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(a["se"], b["se"], rtol=1e-5)
+    for col in ("p_wald", "p_lrt", "p_score"):
+        np.testing.assert_allclose(np.log10(a[col]), np.log10(b[col]), atol=1e-5, err_msg=col)
+    np.testing.assert_allclose(a["lod"], b["lod"], rtol=1e-5, atol=1e-7)
+    assert np.all(np.abs(a["beta"] - b["beta"]) <= 1e-5 * b["se"])
 
 
 def test_scan__null_hsq_equals_gemma_vg_over_vg_plus_ve():
