@@ -80,6 +80,10 @@ def _lod(text: str) -> float:
     return _number(text, low=-math.inf, high=math.inf, closed="[]", what="a LOD score")
 
 
+def _scale(text: str) -> float:
+    return _number(text, low=0.0, high=math.inf, closed="()", what="a kinship scale")
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -113,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     _profile_parser(sub)
     _kinship_parser(sub)
     _scan_parser(sub)
+    _coef_parser(sub)
     _plot_parser(sub)
     _demo_parser(sub)
     return parser
@@ -310,6 +315,12 @@ def _scan_parser(sub: Any) -> None:
         action="store_true",
         help="leave-one-chromosome-out kinships computed from the genotypes",
     )
+    kin.add_argument(
+        "--no-kinship",
+        action="store_true",
+        help="a plain linear model (R/qtl2's Haley-Knott regression): no kinship, hsq 0",
+    )
+    _add_qtl2_options(s)
     s.add_argument(
         "--mode",
         choices=["fixed", "exact"],
@@ -364,6 +375,48 @@ def _scan_parser(sub: Any) -> None:
     _add_parallel(s)
 
 
+def _add_qtl2_options(p: argparse.ArgumentParser, *, intcovar: bool = True) -> None:
+    p.add_argument(
+        "--kinship-scale",
+        type=_scale,
+        default=_SCAN.kinship_scale,
+        metavar="S",
+        help="genetic covariance hsq x S x K: 1 (R/lmmlite, GEMMA; default) or 2 (R/qtl2)",
+    )
+    p.add_argument(
+        "--xcovar",
+        metavar="FILE",
+        help="R/qtl2's Xcovar (sex, cross direction; a table with ids): the X chromosome's "
+        "null model adds these covariates, as R/qtl2 does",
+    )
+    if intcovar:
+        p.add_argument(
+            "--intcovar",
+            metavar="COL[,COL]",
+            help="covariates (columns of --covar) interacting with the marker (R/qtl2's "
+            "intcovar, GEMMA's -gxe); adds the interaction test's *_gxe columns",
+        )
+
+
+def _coef_parser(sub: Any) -> None:
+    c = sub.add_parser("coef", help="genotype effects along a chromosome (R/qtl2's scan1coef)")
+    _add_genotypes(c)
+    c.add_argument("--pheno", required=True, metavar="FILE", help="phenotypes (CSV/TSV with ids)")
+    c.add_argument("--trait", metavar="NAME", help="phenotype (default: the first)")
+    c.add_argument("--covar", metavar="FILE", help="additive covariates (no intercept is added)")
+    _add_missing_code(c)
+    c.add_argument("--chr", required=True, dest="chromosome", help="the chromosome")
+    kin = c.add_mutually_exclusive_group()
+    kin.add_argument("--kinship", metavar="FILE", help="kinship (LOCO: that chromosome's)")
+    kin.add_argument("--no-kinship", action="store_true", help="ordinary least squares")
+    c.add_argument(
+        "--kinship-scale", type=_scale, default=_SCAN.kinship_scale, metavar="S",
+        help="genetic covariance hsq x S x K (R/qtl2: 2)",
+    )  # fmt: skip
+    c.add_argument("--out", required=True, metavar="FILE", help="the effects (.csv or .tsv)")
+    c.add_argument("--plot", metavar="FILE.png", help="draw the effects above the LOD curve")
+
+
 def _plot_parser(sub: Any) -> None:
     pl = sub.add_parser("plot", help="draw a scan table: manhattan, lod or qq")
     pl.add_argument("kind", choices=["manhattan", "lod", "qq"])
@@ -406,7 +459,7 @@ def _read_tables(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
 def _inputs(args: argparse.Namespace) -> list[str]:
     """The files a command reads (an output must not be one of them)."""
-    names = ["kinship", "pheno", "covar", "annot", "bimbam", "dosage", "probs"]
+    names = ["kinship", "pheno", "covar", "xcovar", "annot", "bimbam", "dosage", "probs"]
     files = [getattr(args, a, None) for a in names]
     if getattr(args, "bfile", None):
         base = str(args.bfile)
@@ -563,7 +616,7 @@ def _scan_inputs(args: argparse.Namespace, src: Any) -> tuple[Any, Any, Any]:
             )
         P = P.iloc[:, [c - 1 for c in args.pheno_col]]
     C = _table(args, src, args.covar, "covar") if args.covar else None
-    K = None
+    K: Any = False if args.no_kinship else None
     if args.kinship:
         from .io.kinship import read_kinship
 
@@ -582,10 +635,13 @@ def _scan(args: argparse.Namespace) -> None:
     _check_out(args, out_path, folder=folder, table=not folder)
     src = _source(args)
     P, C, K = _scan_inputs(args, src)
+    Xc = _table(args, src, args.xcovar, "xcovar") if args.xcovar else None
+    intcovar = [c.strip() for c in args.intcovar.split(",")] if args.intcovar else []
     with _dask_client(args) as client:
         table = scan(
             src, P, C,
-            kinship=K, loco=args.loco, mode=args.mode, reml=not args.ml,
+            kinship=K, loco=args.loco, xcovar=Xc, intcovar=intcovar,
+            kinship_scale=args.kinship_scale, mode=args.mode, reml=not args.ml,
             samples=args.samples, center_kinship=args.center_kinship,
             chunk_size=args.chunk_size, trait_batch=args.trait_batch, keep=args.keep,
             threshold=args.threshold, out=out_path if folder else None, resume=args.resume,
@@ -600,6 +656,49 @@ def _scan(args: argparse.Namespace) -> None:
     sep = separator_for(out_path)
     atomic_write(out_path, lambda tmp: table.to_csv(tmp, sep=sep, index=False, na_rep="NA"))
     print(f"wrote {len(table)} rows ({what}) to {out_path}")
+
+
+def _coef(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from .effects import scan_coef
+    from .io.tables import write_table
+
+    _check_out(args, args.out)
+    _check_out(args, args.plot, table=False)
+    src = _source(args)
+    P = _table(args, src, args.pheno, "pheno")
+    trait = args.trait or str(P.columns[0])
+    if trait not in P.columns:
+        raise LmmliteError(f"--trait {trait!r} is not a phenotype; they are {list(P.columns)}")
+    C = _table(args, src, args.covar, "covar") if args.covar else None
+    K: Any = False
+    if args.kinship:
+        from .io.kinship import read_kinship
+
+        K = read_kinship(args.kinship, src.samples)
+        if isinstance(K, dict):
+            K = K.get(str(args.chromosome))
+            if K is None:
+                raise LmmliteError(
+                    f"{args.kinship!r} has no kinship for chromosome {args.chromosome}"
+                )
+    kw = {"chromosome": args.chromosome, "kinship": K, "kinship_scale": args.kinship_scale}
+    table = scan_coef(src, P[[trait]], C, **kw)
+    write_table(table, args.out)
+    print(f"wrote the effects of {trait} along chromosome {args.chromosome} to {args.out}")
+    if args.plot:
+        from .io.genotypes import ArraySource
+        from .plot import plot_coef
+        from .scan import scan
+
+        where = np.flatnonzero(src.markers["chr"].astype(str) == str(args.chromosome))
+        a, z = int(where[0]), int(where[-1]) + 1
+        one = ArraySource(src.read(a, z), src.samples, src.markers.iloc[a:z])
+        lod = scan(one, P[[trait]], C, kinship=K, kinship_scale=args.kinship_scale)
+        assert lod is not None
+        plot_coef(table, lod, args.plot, title=f"{trait}, chromosome {args.chromosome}")
+        print(f"wrote the plot to {args.plot}")
 
 
 def _plot(args: argparse.Namespace) -> None:
@@ -713,6 +812,7 @@ _HANDLERS: dict[str, str] = {
     "profile": "_profile",
     "kinship": "_kinship",
     "scan": "_scan",
+    "coef": "_coef",
     "plot": "_plot",
     "demo": "_demo",
 }

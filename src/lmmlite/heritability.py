@@ -49,6 +49,7 @@ def heritability(
     intercept: bool | None = _DEFAULT.intercept,
     level: float = _DEFAULT.level,
     trait_batch: int = _DEFAULT.trait_batch,
+    kinship_scale: float = _DEFAULT.kinship_scale,
     threads: int | None = None,
     client: Any = None,
     progress: bool | Callable[[int, int], None] | None = None,
@@ -83,6 +84,10 @@ def heritability(
         Coverage of the profile-likelihood interval of hsq, in (0, 1).
     trait_batch
         Traits fitted together: a task is one batch of traits of one missing-data pattern.
+    kinship_scale
+        The genetic covariance is hsq x kinship_scale x K: 1 (R/lmmlite, GEMMA) or 2 (R/qtl2's
+        ``est_herit``, which fits 2K). hsq on one scale maps to the other: with scale 2,
+        hsq_2 = hsq_1 / (2 - hsq_1).
     threads
         Tasks run at once in-process (default: the CPU cores available), each
         single-threaded; the numbers do not depend on it. Not with ``client``.
@@ -120,6 +125,7 @@ def heritability(
         samples=samples,
         intercept=intercept,
         trait_batch=trait_batch,
+        kinship_scale=kinship_scale,
     )
     executor = executor_for(client, threads)
     K = kinship_frame(kinship)

@@ -9,8 +9,11 @@ Methods:
     As ``centered`` with :math:`z_j / \sqrt{v_j}`, :math:`v_j` the variance (divisor n) of the
     mean-imputed genotypes.
 ``probs`` (R/qtl2's ``calc_kinship``)
-    Allele sharing :math:`K = \frac1m \sum_j P_j P_j^\top` from genotype or allele
-    probabilities (:math:`P_j` is n x k).
+    :math:`K = \frac1m \sum_j P_j P_j^\top` over all m positions (the X chromosome
+    included), :math:`P_j` (n x a) the allele probabilities at position j: for cross types
+    with alleles (F2, DO, HS, ...) each genotype gives half to each of its two alleles and a
+    hemizygous male (``AY``) all to its one; for the others (backcross, RIL) the genotype
+    probabilities themselves, as R/qtl2 does. Positions are not weighted by map distance.
 
 As GEMMA, markers are chosen by minor allele frequency and missingness computed on a subset of
 samples (``filter_samples``, e.g. those with a phenotype) while means and variances use all
@@ -21,13 +24,14 @@ accumulated in the same pass: :math:`K_{-c} = (\sum_{c'} S_{c'} - S_c)/(m - m_c)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .core.checks import format_values
 from .exceptions import InputError
-from .io.genotypes import GenotypeSource
+from .io.genotypes import GenotypeSource, chromosome_runs
 from .options import CHUNK_SIZE
 
 __all__ = ["KINSHIP_METHODS", "kinship"]
@@ -190,7 +194,12 @@ def _chromosome_sums(
     sums: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
     chrom = source.markers["chr"].to_numpy()
-    for start, block in source.chunks(chunk_size):
+    if method == "probs":  # allele probabilities where R/qtl2 uses them (see ProbsSource)
+        runs = chromosome_runs(chrom, chunk_size)
+        blocks: Any = ((a, source.allele_block(a, z)) for a, z in runs)
+    else:
+        blocks = source.chunks(chunk_size)
+    for start, block in blocks:
         c = str(chrom[start])
         if method == "probs":
             Z = _probs_columns(block)

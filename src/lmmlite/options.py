@@ -48,6 +48,11 @@ def _plain(obj: Any, **kinds: type) -> None:
         object.__setattr__(obj, name, kind(getattr(obj, name)))
 
 
+def _scale(value: Any) -> None:
+    if not (isinstance(value, numbers.Real) and math.isfinite(value) and float(value) > 0):
+        raise InputError(f"kinship_scale must be a positive number; got {value!r}")
+
+
 def _tol(value: Any) -> None:
     from .core.checks import check_tol
 
@@ -73,6 +78,9 @@ class HeritabilityOptions:
     """Add an intercept: None adds one unless a covariate column is constant."""
     trait_batch: int = 1024
     """Traits fitted together in one task."""
+    kinship_scale: float = 1.0
+    """The model's genetic covariance is hsq x kinship_scale x K: 1 as R/lmmlite and GEMMA,
+    2 as R/qtl2 (which fits 2K)."""
 
     def __post_init__(self) -> None:
         _flag("reml", self.reml)
@@ -83,7 +91,16 @@ class HeritabilityOptions:
         _choice("samples", self.samples, ("strict", "intersection"))
         _intercept(self.intercept)
         _positive_int("trait_batch", self.trait_batch)
-        _plain(self, reml=bool, tol=float, check_boundary=bool, level=float, trait_batch=int)
+        _scale(self.kinship_scale)
+        _plain(
+            self,
+            reml=bool,
+            tol=float,
+            check_boundary=bool,
+            level=float,
+            trait_batch=int,
+            kinship_scale=float,
+        )
 
 
 @dataclass(frozen=True)
@@ -113,6 +130,11 @@ class ScanOptions:
     left out with a warning (``drop``)."""
     intercept: bool | None = None
     """Add an intercept: None adds one unless a covariate column is constant."""
+    kinship_scale: float = 1.0
+    """As :attr:`HeritabilityOptions.kinship_scale`."""
+    intcovar: tuple[str, ...] = ()
+    """Covariates (their column names) that interact with the marker: R/qtl2's ``intcovar``,
+    GEMMA's ``-gxe``."""
 
     def __post_init__(self) -> None:
         _choice("mode", self.mode, ("fixed", "exact"))
@@ -128,6 +150,10 @@ class ScanOptions:
         _flag("center_kinship", self.center_kinship)
         _choice("samples", self.samples, ("strict", "drop"))
         _intercept(self.intercept)
+        _scale(self.kinship_scale)
+        if isinstance(self.intcovar, str) or not all(isinstance(c, str) for c in self.intcovar):
+            raise InputError(f"intcovar must be a list of covariate names; got {self.intcovar!r}")
+        object.__setattr__(self, "intcovar", tuple(self.intcovar))
         _plain(
             self,
             reml=bool,
@@ -136,4 +162,5 @@ class ScanOptions:
             trait_batch=int,
             tol=float,
             center_kinship=bool,
+            kinship_scale=float,
         )

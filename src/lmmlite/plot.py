@@ -12,7 +12,7 @@ import pandas as pd
 from .exceptions import DataWarning, InputError
 from .io.tables import atomic_write
 
-__all__ = ["plot_profile", "plot_scan"]
+__all__ = ["plot_coef", "plot_profile", "plot_scan"]
 
 
 def _pyplot() -> Any:
@@ -205,6 +205,65 @@ def plot_scan(
         ax.set_xticklabels([t[0] for t in ticks])
         ax.set_xlabel("chromosome")
     ax.set_title(f"{name}: {kind}")
+    fmt = os.path.splitext(str(path))[1].lstrip(".") or "png"
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=100))
+    finally:
+        plt.close(fig)
+
+
+def plot_coef(
+    coef: pd.DataFrame,
+    lod: pd.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+) -> None:
+    """Draw genotype effects along a chromosome (:func:`lmmlite.effects.scan_coef`) above its
+    LOD curve (a scan table of the same chromosome and trait), R/qtl2's ``plot_coef`` style.
+
+    Parameters
+    ----------
+    coef
+        Effects, one column per genotype (``se_<name>`` columns give the +-1 se bands); the
+        genotype columns are those named in ``coef.attrs["genotypes"]``.
+    lod
+        Scan rows of the chromosome (columns ``pos``, ``lod``).
+    path
+        Image file, written atomically.
+    title
+        Figure title.
+    """
+    plt = _pyplot()
+    genos = list(coef.attrs.get("genotypes", []))
+    if not genos:  # a table read back from a file: the columns before the covariates'
+        skip = {"chr", "pos", "hsq", "intercept"}
+        genos = [c for c in coef.columns if not c.startswith("se_") and c not in skip]
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(7.5, 5.5), sharex=True, constrained_layout=True,
+        gridspec_kw={"height_ratios": [3, 2]},
+    )  # fmt: skip
+    pos = coef["pos"].to_numpy(dtype=float)
+    for name in genos:
+        eff = coef[name].to_numpy(dtype=float)
+        (line,) = top.plot(pos, eff, lw=1.8, label=name)
+        if f"se_{name}" in coef.columns:
+            se = coef[f"se_{name}"].to_numpy(dtype=float)
+            top.fill_between(pos, eff - se, eff + se, color=line.get_color(), alpha=0.12, lw=0)
+    top.axhline(0, color="gray", lw=0.8)
+    top.set_ylabel("effect")
+    top.legend(ncol=min(len(genos), 6), fontsize=8, frameon=False)
+    order = np.argsort(lod["pos"].to_numpy(dtype=float))
+    bottom.plot(
+        lod["pos"].to_numpy(dtype=float)[order],
+        lod["lod"].to_numpy(dtype=float)[order],
+        color="slateblue",
+        lw=1.8,
+    )
+    bottom.set_ylabel("LOD")
+    bottom.set_xlabel("position")
+    if title:
+        top.set_title(title)
     fmt = os.path.splitext(str(path))[1].lstrip(".") or "png"
     try:
         atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=100))

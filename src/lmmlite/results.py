@@ -16,6 +16,7 @@ from .core.results import EigenRotation, HsqInference, LMMFit, MLSolution
 
 __all__ = [
     "HERITABILITY_COLUMNS",
+    "INTERACTION_COLUMNS",
     "SCAN_COLUMNS",
     "EigenRotation",
     "HsqInference",
@@ -66,6 +67,12 @@ SCAN_COLUMNS = (
     "n_miss",
     "note",
 )
+
+
+#: Columns added to a scan table by interactive covariates (``intcovar``): the interaction
+#: test (GEMMA's ``-gxe``), the marker-by-covariate products against the marker alone; the
+#: effect and its se with one product column.
+INTERACTION_COLUMNS = ("lod_gxe", "beta_gxe", "se_gxe", "p_wald_gxe", "p_lrt_gxe", "p_score_gxe")
 
 
 def heritability_table(

@@ -9,8 +9,9 @@ tested, as (trait batch x marker chunk) tasks planned by :class:`lmmlite.planner
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any, Literal
 
@@ -40,8 +41,11 @@ def scan(
     pheno: pd.DataFrame | pd.Series,
     covar: pd.DataFrame | None = None,
     *,
-    kinship: pd.DataFrame | dict[str, pd.DataFrame] | None = None,
+    kinship: pd.DataFrame | dict[str, pd.DataFrame] | bool | None = None,
     loco: bool = False,
+    xcovar: pd.DataFrame | None = None,
+    intcovar: Sequence[str] = (),
+    kinship_scale: float = _DEFAULT.kinship_scale,
     mode: Literal["fixed", "exact"] = _DEFAULT.mode,
     reml: bool = _DEFAULT.reml,
     samples: Literal["strict", "drop"] = _DEFAULT.samples,
@@ -72,10 +76,30 @@ def scan(
     kinship
         A kinship DataFrame (ids on both axes), or ``{chromosome: kinship}`` for LOCO. If
         omitted, the centred kinship (``loco=True``: LOCO kinships) is computed from
-        ``genotypes`` first (one extra pass).
+        ``genotypes`` first (one extra pass); for probabilities, R/qtl2's kinship
+        (:func:`lmmlite.kinship`, ``method="probs"``). ``False``: no kinship, a plain linear
+        model (R/qtl2's Haley-Knott regression; the ``hsq`` column is 0).
     loco
         Leave-one-chromosome-out: test each chromosome's markers with the kinship from the
         other chromosomes (and the null hsq estimated with it).
+    xcovar
+        R/qtl2's ``Xcovar`` (``get_x_covar``: sex, cross direction), indexed by sample id: on
+        the X chromosome (``genotypes.x_chromosomes``) the null model adds these covariates
+        (and its hsq is estimated with them), and the LOD is R/qtl2's: the alternative
+        (covariates and the marker) against that null. The other statistics test the marker
+        given the covariates and Xcovar (the same test where, as with genotype
+        probabilities, Xcovar lies in the span of the marker's columns). Fixed mode only.
+    intcovar
+        Names of ``covar`` columns that interact with the marker (R/qtl2's ``intcovar``,
+        GEMMA's ``-gxe``): the alternative model adds the marker's products with them, and
+        ``lod`` tests marker and products against the null (R/qtl2's LOD); the columns
+        ``lod_gxe``, ``beta_gxe``, ``se_gxe``, ``p_wald_gxe``, ``p_lrt_gxe``, ``p_score_gxe``
+        test the products given the marker (GEMMA's ``-gxe``: in exact mode the Wald test at
+        the full model's REML hsq, the LRT between the ML fits of both models, the score
+        test at the null model's ML hsq).
+    kinship_scale
+        The genetic covariance is hsq x kinship_scale x K: 1 (R/lmmlite, GEMMA) or 2 (R/qtl2,
+        which fits 2K). It changes hsq, not the LODs of a fixed-hsq scan.
     mode
         ``"fixed"``: the null REML hsq held fixed (R/qtl2, FaST-LMM); ``"exact"``: hsq
         re-estimated at every marker, REML for the Wald test and ML for the LRT (GEMMA -lmm 4).
@@ -146,32 +170,36 @@ def scan(
         center_kinship=center_kinship,
         samples=samples,
         intercept=intercept,
+        kinship_scale=kinship_scale,
+        intcovar=tuple(intcovar),
     )
     if resume and out is None:
         raise InputError("resume needs an output folder (out=...)")
     executor = executor_for(client, threads)
-    # check
-    _check_source(genotypes)
-    P = numeric_frame(pheno, "phenotypes", PhenotypeError)
-    C = None if covar is None else numeric_frame(covar, "covariates", InputError)
-    kin = _kinships(genotypes, kinship, loco, opts)
-    # align
-    any_K = next(iter(kin.values()))
+    # check and align
+    P, C, Xc, kin = _check_inputs(genotypes, pheno, covar, xcovar, kinship, loco, opts)
+    available = {"genotypes": set(genotypes.samples)}
+    if kin is not None:
+        available["kinship"] = set(next(iter(kin.values())).index)
+    if Xc is not None:
+        available["Xcovar"] = set(Xc.index)
     aligned = align(
         P,
         C,
-        {"genotypes": set(genotypes.samples), "kinship": set(any_K.index)},
+        available,
         samples=opts.samples,
         option="samples='drop' (--samples drop)",
         intercept=opts.intercept,
-        extra_columns=max(1, genotypes.k - 1),
+        extra_columns=max(1, genotypes.k - 1) * (1 + len(opts.intcovar)),
     )
     # plan
-    plan = ScanPlan(genotypes, aligned, kin, opts)
+    plan = ScanPlan(genotypes, aligned, kin, opts, None if Xc is None else Xc.loc[aligned.ids])
     dataset = None
     if out is not None:
-        manifest = _manifest(genotypes, pheno, P, covar, kinship, kin, aligned, opts, plan)
-        dataset = ScanDataset(out, manifest, resume=resume)
+        inputs = {"pheno": pheno, "covar": covar, "xcovar": xcovar, "kinship": kinship}
+        dataset = ScanDataset(
+            out, _manifest(genotypes, inputs, P, kin, aligned, opts, plan), resume=resume
+        )
     done = set() if dataset is None else dataset.done()
     todo = [task for task in plan.tasks if task.name not in done]
     chrom_code = pd.factorize(genotypes.markers["chr"].astype(str))[0]
@@ -191,6 +219,43 @@ def scan(
     return _finish(collect, dataset, plan, aligned, opts)
 
 
+def _check_inputs(
+    genotypes: Any,
+    pheno: Any,
+    covar: Any,
+    xcovar: Any,
+    kinship: Any,
+    loco: bool,
+    opts: ScanOptions,
+) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None, dict[str, pd.DataFrame] | None]:
+    """The inputs as checked tables: phenotypes, covariates, Xcovar and the kinships."""
+    _check_source(genotypes)
+    P = numeric_frame(pheno, "phenotypes", PhenotypeError)
+    C = None if covar is None else numeric_frame(covar, "covariates", InputError)
+    unknown = [c for c in opts.intcovar if C is None or c not in C.columns]
+    if unknown:
+        have = [] if C is None else list(C.columns)
+        raise InputError(
+            f"intcovar {format_values(unknown)} must name covariate columns; the covariates "
+            f"are {format_values(have) or 'none'}"
+        )
+    Xc = None
+    if xcovar is not None:
+        Xc = numeric_frame(xcovar, "Xcovar", InputError)
+        if opts.mode != "fixed":
+            raise InputError("xcovar (R/qtl2's X chromosome model) needs mode='fixed'")
+        if not genotypes.x_chromosomes:
+            raise InputError(
+                "xcovar is given but no chromosome of the genotypes is the X chromosome "
+                "(named X; PLINK: X or 23; probabilities: is_x_chr)"
+            )
+    if kinship is False:
+        if loco:
+            raise InputError("loco=True needs a kinship; kinship=False is a plain linear model")
+        return P, C, Xc, None
+    return P, C, Xc, _kinships(genotypes, kinship, loco, opts)
+
+
 def _check_source(genotypes: Any) -> None:
     if not isinstance(genotypes, GenotypeSource):
         raise InputError(
@@ -203,7 +268,7 @@ def _check_source(genotypes: Any) -> None:
 
 def _kinships(
     genotypes: GenotypeSource, kinship: Any, loco: bool, opts: ScanOptions
-) -> dict[str, pd.DataFrame]:
+) -> dict[str, pd.DataFrame]:  # (None: no kinship, handled by the caller)
     """The kinships of the scan: ``{"all": K}``, or ``{chromosome: K}`` with LOCO (given, or
     computed from the genotypes)."""
     chroms = list(dict.fromkeys(genotypes.markers["chr"].astype(str)))
@@ -229,29 +294,34 @@ def _kinships(
 
 def _manifest(
     genotypes: GenotypeSource,
-    pheno: Any,
+    inputs: dict[str, Any],
     P: pd.DataFrame,
-    covar: Any,
-    kinship: Any,
-    kin: dict[str, pd.DataFrame],
+    kin: dict[str, pd.DataFrame] | None,
     aligned: Alignment,
     opts: ScanOptions,
     plan: ScanPlan,
 ) -> dict[str, Any]:
     """A dataset folder's record of the run: input checksums, options, number of tasks."""
-    return {
+    pheno = inputs["pheno"]
+    if inputs["kinship"] is None:
+        kinship: Any = "computed from the genotypes"
+    elif kin is None:
+        kinship = "none (a linear model)"
+    else:
+        kinship = {str(c): frame_sha256(K) for c, K in kin.items()}
+    record = {
         "inputs": {
             "genotypes": genotypes.fingerprint(),
             "phenotypes": frame_sha256(pheno if isinstance(pheno, pd.DataFrame) else P),
-            "covariates": frame_sha256(covar),
-            "kinship": "computed from the genotypes"
-            if kinship is None
-            else {str(c): frame_sha256(K) for c, K in kin.items()},
+            "covariates": frame_sha256(inputs["covar"]),
+            "xcovar": frame_sha256(inputs["xcovar"]),
+            "kinship": kinship,
             "samples_analysed": len(aligned.ids),
         },
         "options": {**asdict(opts), "loco": plan.loco},
         "tasks": len(plan.tasks),
     }
+    return json.loads(json.dumps(record))  # as read back from the file (tuples as lists)
 
 
 def _finish(
@@ -367,7 +437,13 @@ class _Collector:
             return pd.DataFrame(columns=[*cols, "_t", "_m"])
         if self.keep == "all":
             return pd.concat(self.frames, ignore_index=True)
-        # numbers only (see planner._task_frame): column-wise concatenation, quicker than pandas'
+        # numbers only (see planner._task_frame): column-wise concatenation, quicker than
+        # pandas'; chunks with other genotype columns (the X chromosome's) fill with NaN
+        columns = list(dict.fromkeys(c for f in self.frames for c in f.columns))
+
+        def column(f: pd.DataFrame, c: str) -> np.ndarray:
+            return f[c].to_numpy() if c in f.columns else np.full(len(f), np.nan)
+
         return pd.DataFrame(
-            {c: np.concatenate([f[c].to_numpy() for f in self.frames]) for c in self.frames[0]}
+            {c: np.concatenate([column(f, c) for f in self.frames]) for c in columns}
         )

@@ -305,3 +305,25 @@ def check_identifiable(
             "(an identity or all-zero kinship, or one whose only structure lies along the "
             "covariates, over the samples analysed); every hsq fits equally well"
         )
+
+
+#: A column whose residual on others has a norm below this fraction of its own lies in their
+#: span (rounding aside).
+DEPENDENT_RTOL = 1e-8
+
+
+def independent_columns(X: np.ndarray, extra: np.ndarray) -> list[int]:
+    """The columns of ``extra`` that add to the span of ``X`` (and of the ones kept before
+    them), in order: a column whose residual on those has a norm below :data:`DEPENDENT_RTOL`
+    x its own is dropped (R/qtl2's drop_depcols)."""
+    basis = np.linalg.qr(X)[0] if X.shape[1] else np.empty((X.shape[0], 0))
+    keep = []
+    for j in range(extra.shape[1]):
+        col = extra[:, j]
+        norm = float(np.sqrt(col @ col))
+        resid = col - basis @ (basis.T @ col)
+        rn = float(np.sqrt(resid @ resid))
+        if norm > 0 and rn > DEPENDENT_RTOL * norm:
+            keep.append(j)
+            basis = np.column_stack([basis, resid / rn])
+    return keep

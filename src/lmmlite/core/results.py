@@ -19,6 +19,7 @@ __all__ = [
     "EigenRotation",
     "GLSSolution",
     "HsqInference",
+    "InteractionScan",
     "LMMFit",
     "MLSolution",
 ]
@@ -168,6 +169,29 @@ class ChunkScan:
     testable: np.ndarray
     """Per marker (m,): False where the marker is constant or collinear with the covariates
     (its statistics are NaN)."""
+    interaction: InteractionScan | None = None
+    """With an interactive covariate: the test of the marker-by-covariate columns given the
+    marker's own (GEMMA's ``-gxe``); None otherwise."""
+
+
+@dataclass(frozen=True)
+class InteractionScan:
+    """The interaction test of every (marker, trait) pair: the full model (covariates, marker,
+    marker x interactive covariates) against the additive one (without the products), arrays
+    (m, t); NaN where the marker's columns are not independent."""
+
+    beta: np.ndarray
+    """Effect of the product column (one interaction column only; else NaN)."""
+    se: np.ndarray
+    """Its standard error."""
+    lod: np.ndarray
+    """LRT / (2 ln 10) of full against additive."""
+    p_wald: np.ndarray
+    """Wald F test p-value, at the full model's hsq."""
+    p_lrt: np.ndarray
+    """Likelihood-ratio test p-value (chi-square, as many df as product columns)."""
+    p_score: np.ndarray
+    """Score test p-value, at the null model's ML hsq (exact mode) or the held one."""
 
 
 #: The statistics of a :class:`ChunkScan` besides the effects, in table order.

@@ -45,7 +45,7 @@ from scipy import special
 
 from . import _kernels
 from .model import RotatedModel
-from .results import CHUNK_STATS, ChunkScan
+from .results import CHUNK_STATS, ChunkScan, InteractionScan
 
 __all__ = [
     "FixedParts",
@@ -98,14 +98,27 @@ def fit_null(
     *,
     tol: float = 1e-7,
     fits: tuple[str, ...] = ("reml", "ml"),
+    hsq: np.ndarray | float | None = None,
 ) -> NullModel:
     """Fit the null model of every trait; inputs are rotated, checked arrays.
 
     ``fits`` names the fits needed (a fixed-hsq scan with REML needs only ``"reml"``); the
-    others are left NaN.
+    others are left NaN. ``hsq`` (one per trait, or one for all) holds the heritability
+    instead of fitting it: 0 for a plain linear model (no kinship), or another model's
+    estimate.
     """
     model = RotatedModel(Kva, Y, X)
     nan = np.full(model.t, np.nan)
+    if hsq is not None:
+        h = np.broadcast_to(np.asarray(hsq, dtype=float), (model.t,)).copy()
+        return NullModel(
+            model=model,
+            Q=np.ascontiguousarray(model.Q.T),
+            hsq_reml=h,
+            hsq_ml=h,
+            loglik_ml=model.loglik(h, np.arange(model.t), False),
+            tol=tol,
+        )
     # the null model is fitted once: locate it to the limit of double precision
     reml = model.fit(True, True, NULL_TOL, HSQ_MAX) if "reml" in fits else None
     ml = model.fit(False, True, NULL_TOL, HSQ_MAX) if "ml" in fits else None
@@ -120,7 +133,11 @@ def fit_null(
 
 
 def rotate_chunk(
-    block: np.ndarray, rows: np.ndarray, k: int, U: np.ndarray
+    block: np.ndarray,
+    rows: np.ndarray,
+    k: int,
+    U: np.ndarray | None,
+    interact: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A chunk of genotypes ready for the scan: the analysed samples' rows, missing values
     set to the marker mean over them (as GEMMA does), rotated by ``U`` into the kernels'
@@ -136,7 +153,11 @@ def rotate_chunk(
     k
         Columns per locus.
     U : (n, n)
-        Eigenvectors of the kinship of the analysed samples.
+        Eigenvectors of the kinship of the analysed samples; None: no rotation (a plain
+        linear model).
+    interact : (n, q), optional
+        Interactive covariates: the marker's columns are followed by their products with
+        each covariate (after imputation), k' (1 + q) columns in all.
 
     Returns
     -------
@@ -159,10 +180,14 @@ def rotate_chunk(
     mean = np.nanmean(np.where(missing.all(axis=0), 0.0, G), axis=0)
     G = np.where(missing, mean[None], G)
     mono = np.all(np.ptp(G, axis=0) == 0, axis=0)
+    if interact is not None:
+        G = np.concatenate(
+            [G, *(G * interact[:, j, None, None] for j in range(interact.shape[1]))], axis=1
+        )
     # rotate straight into the marker-major layout the kernels use: (U'G)' = G'U
     kk = G.shape[1]
     Gt = G[:, 0, :].T if kk == 1 else G.transpose(2, 1, 0).reshape(m * kk, -1)
-    Mt = (Gt @ U).reshape(m, kk, -1)
+    Mt = (Gt if U is None else Gt @ U).reshape(m, kk, -1)
     return Mt, mean, mono, n_miss
 
 
@@ -177,9 +202,17 @@ def _residualise_markers(
     null: NullModel, Mt: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Residualise rotated marker columns (m, k, n) on Q, in place; return them, log det(M'M)
-    of the residuals and the testable flag."""
+    of the residuals and each marker's rank (the number of independent residual columns).
+
+    A marker whose residual columns are independent keeps them. One of rank r < k (some
+    columns in the span of the covariates or of each other: genotypes absent among the
+    analysed samples, the X chromosome's male genotypes with sex among the covariates) gets,
+    in its first r columns, a basis of the same space (U S of the residuals' SVD) and zeros
+    after: the test of the marker is that of the space, on r degrees of freedom. Rank 0 is
+    an untestable marker (monomorphic, or collinear with the covariates)."""
     m, k, n = Mt.shape
     norms0 = np.sqrt(np.einsum("mkn,mkn->mk", Mt, Mt))
+    tiny = np.finfo(float).tiny
     flat = Mt.reshape(m * k, n)
     flat -= (flat @ null.Q) @ null.Q.T  # two matrix products (BLAS)
     if k == 1:
@@ -187,19 +220,33 @@ def _residualise_markers(
     else:  # QR of each marker's k residual columns: log det(M'M) from R's diagonal
         R = np.linalg.qr(np.transpose(Mt, (0, 2, 1)), mode="r")  # (m, k, k)
         diag = np.abs(np.diagonal(R, axis1=1, axis2=2))
-    ok = np.all(diag > COLLINEAR_RTOL * np.maximum(norms0, np.finfo(float).tiny), axis=1)
+    ok = np.all(diag > COLLINEAR_RTOL * np.maximum(norms0, tiny), axis=1)
     with np.errstate(divide="ignore"):
         logdet = 2.0 * np.sum(np.log(diag), axis=1)
     logdet = np.where(ok, logdet, 0.0)
-    return Mt, logdet, ok
+    rank = np.where(ok, k, 0)
+    short = np.flatnonzero(~ok) if k > 1 else np.empty(0, dtype=np.int64)
+    if short.size:
+        U, sv, _ = np.linalg.svd(np.transpose(Mt[short], (0, 2, 1)), full_matrices=False)
+        scale = np.maximum(norms0[short].max(axis=1), tiny)
+        r = np.sum(sv > COLLINEAR_RTOL * scale[:, None], axis=1)
+        for i, j in enumerate(short):
+            basis = U[i, :, : r[i]] * sv[i, : r[i]]  # (n, r): the residuals' column space
+            Mt[j] = 0.0
+            Mt[j, : r[i]] = basis.T
+            logdet[j] = 2.0 * np.sum(np.log(sv[i, : r[i]])) if r[i] else 0.0
+        rank[short] = r
+    return Mt, logdet, rank
 
 
 def _grams(null: NullModel, h: np.ndarray, iy: np.ndarray, im: np.ndarray, Mt: np.ndarray):
     return _kernels.gram_items(h, iy, im, null.model.lam, null.model.Q, null.model.Yt, Mt)
 
 
-def _rss_and_effects(G: np.ndarray, p: int, k: int):
-    """From Grams of [Q, M, y]: rss0, rss1, marker effects (m, k) and their (A^-1)_MM (m,k,k)."""
+def _rss_and_effects(G: np.ndarray, p: int, k: int, split: int | None = None):
+    """From Grams of [Q, M, y]: rss0, rss1, marker effects (m, k) and their (A^-1)_MM (m,k,k);
+    with ``split``, also the rss with Q and the first ``split`` columns of M only (the
+    additive model of an interaction test)."""
     c = p + k
     A = G[:, :c, :c]
     b = G[:, :c, c]
@@ -212,6 +259,10 @@ def _rss_and_effects(G: np.ndarray, p: int, k: int):
         rss0 = yy - np.sum(zq * zq, axis=1)
         Ainv = np.linalg.inv(A)
         coef = np.einsum("mab,mb->ma", Ainv, b)
+        if split is not None:
+            za = z[:, : p + split]
+            rss_add = yy - np.sum(za * za, axis=1)
+            return rss0, rss1, coef[:, p:], Ainv[:, p:, p:], rss_add
     return rss0, rss1, coef[:, p:], Ainv[:, p:, p:]
 
 
@@ -249,6 +300,7 @@ def scan_chunk(
     mode: str,
     reml: bool = True,
     hsq_fixed: np.ndarray | None = None,
+    split: int | None = None,
 ) -> ChunkScan:
     """Test every marker of a rotated chunk against every trait.
 
@@ -266,28 +318,91 @@ def scan_chunk(
         the null model's estimate, in ``exact`` mode each marker's.
     hsq_fixed : (t,), optional
         hsq to hold fixed in ``fixed`` mode (default: the null REML estimates).
+    split
+        With interactive covariates: the marker's first ``split`` columns are its own, the
+        others its products with the covariates; the interaction test (the products given
+        the marker, GEMMA's ``-gxe``) comes in ``interaction``.
 
     Returns
     -------
     ChunkScan
-        ``beta`` and ``se`` (m, t, k); the statistics (m, t); ``testable`` (m,).
+        ``beta`` and ``se`` (m, t, k); the statistics (m, t); ``testable`` (m,). A marker
+        whose k columns are not independent (given the covariates) is tested on its rank's
+        degrees of freedom, without effects; its interaction test is NaN.
     """
-    m, k, n = Mt.shape
+    m, k, _ = Mt.shape
     t = null.model.t
-    Mt, logdet_mm, ok = _residualise_markers(null, Mt)
-    pairs = _Pairs(np.tile(np.arange(t), m), np.repeat(np.arange(m), t), Mt, logdet_mm)
-    # untestable markers: give the kernels a harmless column, then blank the results
-    if not ok.all():
-        Mt[~ok] = 0.0
-        Mt[~ok, :, :] = np.eye(k, n)[None]
-        pairs = pairs._replace(logdet_mm=np.where(ok, logdet_mm, 0.0))
+    Mt, logdet_mm, rank = _residualise_markers(null, Mt)
+    nan = np.full((m, t), np.nan)
+    out = _chunk(
+        {
+            "beta": np.full((m, t, k), np.nan),
+            "se": np.full((m, t, k), np.nan),
+            **{key: nan.copy() for key in CHUNK_STATS},
+        },
+        rank > 0,
+        None if split is None else InteractionScan(*(nan.copy() for _ in _INTERACTION_FIELDS)),
+    )
+    for r in np.unique(rank[rank > 0]):  # markers of the same rank: tested together
+        sel = np.flatnonzero(rank == r)
+        full = r == k
+        res = _rank_group(null, Mt, logdet_mm, sel, int(r), mode, reml, hsq_fixed,
+                          split if full else None)  # fmt: skip
+        for key in CHUNK_STATS:
+            getattr(out, key)[sel] = getattr(res, key)
+        if full:  # effects of the marker's own columns (a reduced basis has none)
+            out.beta[sel] = res.beta
+            out.se[sel] = res.se
+            if res.interaction is not None and out.interaction is not None:
+                for f in _INTERACTION_FIELDS:
+                    getattr(out.interaction, f)[sel] = getattr(res.interaction, f)
+    return out
+
+
+_INTERACTION_FIELDS = ("beta", "se", "lod", "p_wald", "p_lrt", "p_score")
+
+
+def _chunk(
+    arrays: dict[str, np.ndarray], testable: np.ndarray, interaction: InteractionScan | None = None
+) -> ChunkScan:
+    """A ChunkScan from its arrays by name (effects and the statistics of CHUNK_STATS)."""
+    return ChunkScan(
+        beta=arrays["beta"],
+        se=arrays["se"],
+        lod=arrays["lod"],
+        p_wald=arrays["p_wald"],
+        p_lrt=arrays["p_lrt"],
+        p_score=arrays["p_score"],
+        hsq=arrays["hsq"],
+        loglik=arrays["loglik"],
+        testable=testable,
+        interaction=interaction,
+    )
+
+
+def _rank_group(
+    null: NullModel,
+    Mt: np.ndarray,
+    logdet_mm: np.ndarray,
+    sel: np.ndarray,
+    r: int,
+    mode: str,
+    reml: bool,
+    hsq_fixed: np.ndarray | None,
+    split: int | None,
+) -> ChunkScan:
+    """The tests of markers ``sel``, all of rank r (their first r columns)."""
+    t, n = null.model.t, Mt.shape[2]
+    sub = np.ascontiguousarray(Mt[sel, :r, :])
+    ms = sel.size
+    pairs = _Pairs(np.tile(np.arange(t), ms), np.repeat(np.arange(ms), t), sub, logdet_mm[sel])
     if mode == "fixed":
-        fits = _fixed_mode(null, pairs, fixed_hsq(null, reml, hsq_fixed))
+        fits = _fixed_mode(null, pairs, fixed_hsq(null, reml, hsq_fixed), split)
     elif mode == "exact":
-        fits = _exact_mode(null, pairs, reml)
+        fits = _exact_mode(null, pairs, reml, split)
     else:
         raise ValueError(f"mode must be 'fixed' or 'exact'; got {mode!r}")
-    return _chunk_scan(fits, (m, t, k), n - null.model.p - k, ok)
+    return _chunk_scan(fits, (ms, t, r), n - null.model.p - r, np.ones(ms, bool), split)
 
 
 class _Pairs(NamedTuple):
@@ -311,14 +426,25 @@ class _PairFits(NamedTuple):
     score_F: np.ndarray
     hsq: np.ndarray
     loglik: np.ndarray
+    inter: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    """With an interaction split: the additive model's rss at the Wald test's hsq, the
+    interaction's LRT statistic and its score F."""
 
 
-def _fixed_mode(null: NullModel, pairs: _Pairs, h0: np.ndarray) -> _PairFits:
+def _fixed_mode(
+    null: NullModel, pairs: _Pairs, h0: np.ndarray, split: int | None = None
+) -> _PairFits:
     """Every pair at its trait's held hsq ``h0``: LRT n log(rss0/rss1), score at that hsq."""
     iy, im, Mt, logdet_mm = pairs
     p, k, n = null.model.p, Mt.shape[1], Mt.shape[2]
     Gm, _ = _grams(null, h0[iy], iy, im, Mt)
-    rss0, rss1, beta, Ainv = _rss_and_effects(Gm, p, k)
+    rss0, rss1, beta, Ainv, *rest = _rss_and_effects(Gm, p, k, split)
+    inter = None
+    if split is not None:
+        (rss_add,) = rest
+        with np.errstate(invalid="ignore", divide="ignore"):
+            score = n * (rss_add - rss1) / ((k - split) * rss_add)
+            inter = (rss_add, n * np.log(rss_add / rss1), score)
     # ML log likelihood of the alternative at the fixed h (R/lmmlite's constants)
     loglik = _kernels.loglik_items(
         h0[iy], iy, im, null.model.lam, null.model.Q, null.model.Yt, Mt, logdet_mm, False
@@ -332,20 +458,30 @@ def _fixed_mode(null: NullModel, pairs: _Pairs, h0: np.ndarray) -> _PairFits:
         score_F=n * (rss0 - rss1) / (k * rss0),
         hsq=h0[iy],
         loglik=loglik,
+        inter=inter,
     )
 
 
-def _exact_mode(null: NullModel, pairs: _Pairs, reml: bool) -> _PairFits:
+def _exact_mode(null: NullModel, pairs: _Pairs, reml: bool, split: int | None = None) -> _PairFits:
     """GEMMA's -lmm 4: hsq searched per pair (REML for the Wald test, ML for the LRT), the
-    score test at the null model's ML hsq."""
+    score test at the null model's ML hsq. With an interaction split (GEMMA's -gxe), the
+    additive model's ML fit is searched per pair too, for the interaction's LRT."""
     iy, im, Mt, logdet_mm = pairs
     p, k, n = null.model.p, Mt.shape[1], Mt.shape[2]
     h_ml, ll_ml = _search(null, iy, im, Mt, logdet_mm, False)
     h_reml = _search(null, iy, im, Mt, logdet_mm, True)[0] if reml else h_ml
     Gm, _ = _grams(null, h_reml, iy, im, Mt)
-    rss0, rss1, beta, Ainv = _rss_and_effects(Gm, p, k)
+    rss0, rss1, beta, Ainv, *rest = _rss_and_effects(Gm, p, k, split)
     Gs, _ = _grams(null, null.hsq_ml[iy], iy, im, Mt)
-    s_rss0, s_rss1, _, _ = _rss_and_effects(Gs, p, k)
+    s_rss0, s_rss1, _, _, *s_rest = _rss_and_effects(Gs, p, k, split)
+    inter = None
+    if split is not None:
+        add = np.ascontiguousarray(Mt[:, :split, :])
+        ll_add = _search(null, iy, im, add, np.zeros(add.shape[0]), False)[1]
+        (s_add,) = s_rest
+        with np.errstate(invalid="ignore", divide="ignore"):
+            score = n * (s_add - s_rss1) / ((k - split) * s_add)
+        inter = (rest[0], 2.0 * (ll_ml - ll_add), score)
     return _PairFits(
         rss0=rss0,
         rss1=rss1,
@@ -355,11 +491,19 @@ def _exact_mode(null: NullModel, pairs: _Pairs, reml: bool) -> _PairFits:
         score_F=n * (s_rss0 - s_rss1) / (k * s_rss0),
         hsq=h_reml,
         loglik=ll_ml,
+        inter=inter,
     )
 
 
-def _chunk_scan(fits: _PairFits, shape: tuple[int, int, int], nu: int, ok: np.ndarray):
-    """The tests of every pair, shaped (m, t) (effects (m, t, k)), NaN for untestable markers."""
+def _chunk_scan(
+    fits: _PairFits,
+    shape: tuple[int, int, int],
+    nu: int,
+    ok: np.ndarray,
+    split: int | None = None,
+) -> ChunkScan:
+    """The tests of every pair, shaped (m, t) (effects (m, t, k)), NaN for untestable markers;
+    with ``split``, the interaction test of the columns after the first ``split``."""
     m, t, k = shape
     with np.errstate(invalid="ignore", divide="ignore"):
         sigma2 = fits.rss1 / nu
@@ -377,7 +521,32 @@ def _chunk_scan(fits: _PairFits, shape: tuple[int, int, int], nu: int, ok: np.nd
         }
     for val in out.values():
         val[~ok] = np.nan
-    return ChunkScan(testable=ok, **out)
+    interaction = None
+    if split is not None and fits.inter is not None:
+        interaction = _interaction(fits, out["beta"], out["se"], (m, t, k - split), nu)
+    return _chunk(out, ok, interaction)
+
+
+def _interaction(
+    fits: _PairFits, beta: np.ndarray, se: np.ndarray, shape: tuple[int, int, int], nu: int
+) -> InteractionScan:
+    """The interaction test of q product columns (shape (m, t, q)): F = ((rss_add - rss1) / q)
+    / (rss1 / nu) at the Wald test's hsq, the LRT on q df, the score F; the product's effect
+    when there is one product column (the last of the marker's)."""
+    assert fits.inter is not None
+    m, t, q = shape
+    rss_add, lrt, score = fits.inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        wald = (rss_add - fits.rss1) / q / (fits.rss1 / nu)
+        nan = np.full((m, t), np.nan)
+        return InteractionScan(
+            beta=beta[..., -1] if q == 1 else nan,
+            se=se[..., -1] if q == 1 else nan,
+            lod=(np.maximum(lrt, 0.0) / (2.0 * _LN10)).reshape(m, t),
+            p_wald=_f_sf(wald, q, nu).reshape(m, t),
+            p_lrt=_chi2_sf(lrt, q).reshape(m, t),
+            p_score=_f_sf(score, q, nu).reshape(m, t),
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -495,7 +664,8 @@ def _fixed_blocks(null: NullModel, Mt: np.ndarray, parts: FixedParts):
     """The fixed-hsq scan's GEMM blocks: returns the testable flag and an iterator of
     ``(start, num, m'Sm, m'SQ)`` over blocks of markers (residualised, untestable ones
     zeroed)."""
-    Mt, _, ok = _residualise_markers(null, Mt)
+    Mt, _, rank = _residualise_markers(null, Mt)
+    ok = rank > 0
     M = Mt[:, 0, :]
     M[~ok] = 0.0
     m = M.shape[0]
@@ -536,7 +706,7 @@ def scan_fixed_gemm(
         res[key] = val
     res["beta"] = res["beta"][..., None]
     res["se"] = res["se"][..., None]
-    return ChunkScan(testable=ok, **res)
+    return _chunk(res, ok)
 
 
 def scan_best(
@@ -546,6 +716,7 @@ def scan_best(
     mode: str,
     reml: bool = True,
     parts: FixedParts | None = None,
+    split: int | None = None,
 ) -> tuple[np.ndarray, ChunkScan]:
     """Per trait, the marker of the chunk with the largest LOD and its statistics.
 
@@ -575,8 +746,8 @@ def scan_best(
         }
         stats["beta"] = stats["beta"][:, None]
         stats["se"] = stats["se"][:, None]
-        return best_i, ChunkScan(testable=best_i >= 0, **stats)
-    res = scan_chunk(null, Mt, mode=mode, reml=reml)
+        return best_i, _chunk(stats, best_i >= 0)
+    res = scan_chunk(null, Mt, mode=mode, reml=reml, split=split)
     lod = np.where(np.isnan(res.lod), -np.inf, res.lod)  # (m, t)
     idx = np.argmax(lod, axis=0)
     cols = np.arange(t)
@@ -584,4 +755,9 @@ def scan_best(
     stats = {f: getattr(res, f)[idx, cols] for f in ("beta", "se", *CHUNK_STATS)}
     for val in stats.values():
         val[~found] = np.nan
-    return np.where(found, idx, -1), ChunkScan(testable=found, **stats)
+    inter = None
+    if res.interaction is not None:
+        inter = InteractionScan(
+            *(getattr(res.interaction, f)[idx, cols] for f in _INTERACTION_FIELDS)
+        )
+    return np.where(found, idx, -1), _chunk(stats, found, inter)

@@ -77,9 +77,28 @@ class GenotypeSource:
     def _read(self, start: int, stop: int) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    #: Chromosome names taken for the X chromosome (R/qtl2's Xcovar applies there).
+    X_NAMES: tuple[str, ...] = ("X",)
+
+    @property
+    def x_chromosomes(self) -> frozenset[str]:
+        """The chromosomes that are the X (by name: :attr:`X_NAMES`, case aside)."""
+        names = {str(c) for c in self.markers["chr"].unique()}
+        return frozenset(c for c in names if c.upper() in self.X_NAMES)
+
     @property
     def n_markers(self) -> int:
         return len(self.markers)
+
+    def k_of(self, start: int) -> int:
+        """Columns per locus of the chunk starting at marker ``start`` (probabilities of the
+        X chromosome may have other genotypes than the autosomes)."""
+        return self.k
+
+    def allele_block(self, start: int, stop: int) -> np.ndarray:
+        """What a probabilities kinship sums over for markers start:stop (see
+        :meth:`ProbsSource.allele_block`)."""
+        return self.read(start, stop)
 
     def chunks(self, size: int = CHUNK_SIZE) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(start, genotypes (n, k, m_chunk))`` over all markers, within chromosomes."""
@@ -161,6 +180,9 @@ class PlinkSource(GenotypeSource):
     checked against them: its size, and the padding bits of each SNP's last byte, which a .fam
     with one sample more or fewer than the .bed was written for would break (149, 150 and 151
     samples all take 38 bytes per SNP)."""
+
+    #: PLINK codes the X chromosome as X or 23.
+    X_NAMES = ("X", "23")
 
     def __init__(self, prefix: str | os.PathLike[str]) -> None:
         try:
@@ -637,51 +659,155 @@ def check_probabilities(P: np.ndarray, samples: Any, markers: Any, where: str) -
         )
 
 
+#: R/qtl2 cross types whose genotype probabilities are converted to allele probabilities for
+#: the kinship (qtl2's genoprob_to_alleleprob, which has an allele matrix for these). For the
+#: others (bc, riself, risib, dh, haploid, ...) qtl2 uses the genotype probabilities as they are.
+ALLELE_CROSSES = ("f2", "do", "hs", "dof1", "hsf1", "cc", "genail", "magic19")
+
+
+def allele_probabilities(block: np.ndarray, genotypes: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Allele probabilities (n, a, m) from genotype probabilities (n, k, m) with genotype names
+    of two allele letters (``"AB"``), or an allele and ``Y`` for a hemizygous male (``"AY"``):
+    each genotype gives half to each of its alleles, a hemizygote all to its allele (as
+    R/qtl2's genoprob_to_alleleprob, males counting as homozygous on the X chromosome)."""
+    alleles: list[str] = []
+    for g in genotypes:
+        for a in g:
+            if a != "Y" and a not in alleles:
+                alleles.append(a)
+    W = np.zeros((len(genotypes), len(alleles)))
+    for i, g in enumerate(genotypes):
+        if len(g) != 2 or not all(a in alleles or a == "Y" for a in g):
+            raise FileFormatError(
+                f"genotype {g!r} is not two allele letters (or an allele and Y): cannot derive "
+                "allele probabilities"
+            )
+        if g[1] == "Y":
+            W[i, alleles.index(g[0])] = 1.0
+        else:
+            W[i, alleles.index(g[0])] += 0.5
+            W[i, alleles.index(g[1])] += 0.5
+    return np.einsum("nkm,ka->nam", block, W), alleles
+
+
 class ProbsSource(GenotypeSource):
-    """Genotype or allele probabilities, k columns per locus, from an ``.npz`` with arrays
-    ``probs`` (n, k, m), ``samples`` (n,), ``markers``, ``chr``, ``pos`` (m,) each."""
+    """Genotype or allele probabilities, k columns per locus, from an ``.npz``.
+
+    Arrays: ``samples`` (n,), and per marker ``markers``, ``chr``, ``pos`` (m,), in chromosome
+    order; then either ``probs`` (n, k, m) (every chromosome with the same k columns) or one
+    ``probs_<C>`` (n, k_C, m_C) per chromosome C (the X chromosome has other genotypes than the
+    autosomes: R/qtl2's F2 has SS, SB, BS, BB for females and SY, BY for males). Optional:
+    ``genotypes_<C>`` (column names), ``crosstype`` (R/qtl2's, e.g. ``"f2"``, ``"bc"``,
+    ``"riself"``, ``"do"``), ``chrnames`` and ``is_x_chr`` (which chromosome is X; by default
+    the one named X). The README shows how to export them from R/qtl2.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         arrays = _load_npz(path, "probabilities")
-        need = {"probs", "samples", "markers", "chr", "pos"}
-        if not need <= set(arrays):
-            raise FileFormatError(
-                f"probabilities {str(path)!r} lack the array(s) {sorted(need - set(arrays))} "
-                "(an .npz with probs (n, k, m), samples, markers, chr, pos)"
+        need = {"samples", "markers", "chr", "pos"}
+        if not need <= set(arrays) or not (
+            "probs" in arrays or any(k.startswith("probs_") for k in arrays)
+        ):
+            missing = sorted(need - set(arrays)) + (
+                [] if any(k.startswith("probs") for k in arrays) else ["probs"]
             )
-        P = np.asarray(arrays["probs"], dtype=float)
-        if P.ndim != 3:
-            raise FileFormatError(f"probs in {str(path)!r} must be (n, k, m); got {P.shape}")
-        n, k, m = P.shape
-        if len(arrays["samples"]) != n or len(arrays["markers"]) != m:
             raise FileFormatError(
-                f"{str(path)!r}: probs is {P.shape} but there are "
-                f"{len(arrays['samples'])} samples and "
-                f"{len(arrays['markers'])} markers"
+                f"probabilities {str(path)!r} lack the array(s) {missing} (an .npz with "
+                "samples, markers, chr, pos and probs (n, k, m) or probs_<C> per chromosome)"
             )
         self.path = Path(path)
-        self.P: np.ndarray | None = P
-        self.k = k
         self.samples = [str(s) for s in arrays["samples"]]
+        chrom = _chrom_str(arrays["chr"])
         self.markers = pd.DataFrame(
             {
                 "marker": arrays["markers"].astype(str),
-                "chr": _chrom_str(arrays["chr"]),
+                "chr": chrom,
                 "pos": np.asarray(arrays["pos"], dtype=float),
             }
         )
-        check_probabilities(P, self.samples, self.markers["marker"], str(path))
+        self.crosstype = str(arrays["crosstype"]) if "crosstype" in arrays else None
+        names = list(dict.fromkeys(chrom))
+        self._x: frozenset[str] | None = None
+        if "chrnames" in arrays and "is_x_chr" in arrays:
+            flags = dict(
+                zip(
+                    [str(c) for c in arrays["chrnames"]],
+                    np.asarray(arrays["is_x_chr"], bool),
+                    strict=True,
+                )
+            )
+            self._x = frozenset(c for c in names if flags.get(c, False))
+        self.blocks, self.genotypes = self._blocks(arrays, names, str(path))
+        self.k = max(b.shape[1] for b in self.blocks.values())
+        self._first = {c: int(np.flatnonzero(chrom == c)[0]) for c in names}
+        for c, P in self.blocks.items():
+            rows = self.markers["marker"].iloc[self._first[c] : self._first[c] + P.shape[2]]
+            check_probabilities(P, self.samples, rows, str(path))
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["P"] = None  # a Dask worker loads the file itself
-        return state
+    def _blocks(
+        self, arrays: dict[str, np.ndarray], names: list[str], where: str
+    ) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+        """Each chromosome's probabilities (n, k_C, m_C) and genotype names."""
+        n = len(self.samples)
+        counts = self.markers["chr"].value_counts()
+        blocks: dict[str, np.ndarray] = {}
+        genos: dict[str, list[str]] = {}
+        if "probs" in arrays:
+            P = np.asarray(arrays["probs"], dtype=float)
+            if P.ndim != 3:
+                raise FileFormatError(f"probs in {where!r} must be (n, k, m); got {P.shape}")
+            if P.shape[0] != n or P.shape[2] != len(self.markers):
+                raise FileFormatError(
+                    f"{where!r}: probs is {P.shape} but there are {n} samples and "
+                    f"{len(self.markers)} markers"
+                )
+            start = 0
+            for c in names:
+                blocks[c] = P[:, :, start : start + counts[c]]
+                start += counts[c]
+        else:
+            for c in names:
+                key = f"probs_{c}"
+                if key not in arrays:
+                    raise FileFormatError(f"{where!r} has markers on chromosome {c} but no {key}")
+                P = np.asarray(arrays[key], dtype=float)
+                if P.ndim != 3 or P.shape[0] != n or P.shape[2] != counts[c]:
+                    raise FileFormatError(
+                        f"{where!r}: {key} is {P.shape} but there are {n} samples and "
+                        f"{counts[c]} markers on chromosome {c}"
+                    )
+                blocks[c] = P
+        for c, P in blocks.items():
+            key = f"genotypes_{c}" if f"genotypes_{c}" in arrays else "genotypes"
+            names_c = [str(g) for g in arrays[key]] if key in arrays else []
+            if names_c and len(names_c) != P.shape[1]:
+                raise FileFormatError(
+                    f"{where!r}: {key} names {len(names_c)} genotypes for {P.shape[1]} columns"
+                )
+            genos[c] = names_c or [f"g{j + 1}" for j in range(P.shape[1])]
+        return blocks, genos
+
+    @property
+    def x_chromosomes(self) -> frozenset[str]:
+        return super().x_chromosomes if self._x is None else self._x
+
+    def k_of(self, start: int) -> int:
+        return int(self.blocks[str(self.markers["chr"].iat[start])].shape[1])
+
+    def allele_block(self, start: int, stop: int) -> np.ndarray:
+        """The probabilities R/qtl2's kinship uses for markers start:stop: allele
+        probabilities for cross types with alleles (:data:`ALLELE_CROSSES`), else the
+        genotype probabilities."""
+        block = self._read(start, stop)
+        if self.crosstype in ALLELE_CROSSES:
+            c = str(self.markers["chr"].iat[start])
+            block = allele_probabilities(block, self.genotypes[c])[0]
+        return block
 
     def _read(self, start: int, stop: int) -> np.ndarray:
-        if self.P is None:
-            with np.load(self.path, allow_pickle=False) as z:
-                self.P = np.asarray(z["probs"], dtype=float)
-        return self.P[:, :, start:stop].copy()
+        c = str(self.markers["chr"].iat[start])
+        a = start - self._first[c]
+        return self.blocks[c][:, :, a : a + stop - start].copy()
 
     def files(self) -> list[Path]:
         return [self.path]
