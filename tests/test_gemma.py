@@ -114,4 +114,9 @@ def test_scan__null_hsq_equals_gemma_vg_over_vg_plus_ve():
     K = pd.DataFrame(np.loadtxt(BXD / "BXD.cXX.txt.gz"), index=src.samples, columns=src.samples)
     out = scan(src, y, cov, kinship=_centred(K, ids), mode="fixed")
     assert out["hsq"].nunique() == 1
-    assert out["hsq"].iloc[0] == pytest.approx(0.000921085 / (0.000921085 + 0.222324), rel=1e-5)
+    hsq = out["hsq"].iloc[0]
+    assert hsq == pytest.approx(0.000921085 / (0.000921085 + 0.222324), rel=1e-5)
+    # GEMMA's pve = 0.00100086 scales vg by the centred kinship's mean diagonal t (README)
+    Kc = _centred(K, ids).loc[ids, ids].to_numpy()
+    t = np.trace(Kc) / len(ids)
+    assert hsq * t / (hsq * t + 1 - hsq) == pytest.approx(0.00100086, rel=1e-5)

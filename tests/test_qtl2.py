@@ -134,8 +134,11 @@ def test_heritability__equals_est_herit_with_kinship_scale_2(iron, iron_kinships
         lmmlite.heritability, iron_kinships[0], pheno, C, kinship_scale=2, reml=reml, tol=1e-10
     )
     np.testing.assert_allclose(out["hsq"], ref.loc[out.index, "hsq"], rtol=0, atol=HSQ_ATOL)
-    if reml:  # R/qtl2's resid_sd^2: rss/(n - p) with REML, rss/n with ML (lmmlite: n - p)
-        np.testing.assert_allclose(out["sigmasq"], ref.loc[out.index, "sigmasq"], rtol=1e-5)
+    # R/qtl2's resid_sd^2 is rss/(n - p) with REML and rss/n with ML; lmmlite's is rss/(n - p)
+    # in both (R/lmmlite's convention)
+    p = 1 if C is None else 2
+    sigmasq = out["sigmasq"] if reml else out["sigmasq"] * (out["n"] - p) / out["n"]
+    np.testing.assert_allclose(sigmasq, ref.loc[out.index, "sigmasq"], rtol=1e-5)
 
 
 def test_heritability__kinship_scale_maps_hsq(iron, iron_kinships):
@@ -403,3 +406,39 @@ def test_cli__loco_npz_xcovar_intcovar_equal_the_api(iron, iron_kinships, tmp_pa
     )  # fmt: skip
     np.testing.assert_allclose(got["lod"], want["lod"], rtol=1e-12)
     np.testing.assert_allclose(got["lod_gxe"], want["lod_gxe"], rtol=1e-12)
+    # on X the products with sex are the males' columns again: no interaction test, and a note
+    x = got["chr"] == "X"
+    assert got.loc[x, "lod_gxe"].isna().all() and got.loc[~x, "lod_gxe"].notna().all()
+    assert (got.loc[x, "note"] == "interaction in the span of marker and covariates").all()
+
+
+def test_cli__coef_equals_the_api_and_draws_its_plot(iron, iron_kinships, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    src, pheno, sex, _ = iron
+    probs = str(Q2 / "iron_probs.npz")
+    k = tmp_path / "loco.npz"
+    assert main(["kinship", "--probs", probs, "--loco", "--out", str(k)]) == 0
+    base = [
+        "coef", "--probs", probs, "--pheno", str(Q2 / "iron_pheno.csv"), "--trait", "liver",
+        "--covar", str(Q2 / "iron_sex.csv"), "--kinship", str(k), "--kinship-scale", "2",
+    ]  # fmt: skip
+    out, png = tmp_path / "coef.csv", tmp_path / "coef.png"
+    assert main([*base, "--chr", "16", "--out", str(out), "--plot", str(png)]) == 0
+    got = pd.read_csv(out).set_index("marker")
+    want = _quiet(
+        scan_coef, src, pheno[["liver"]], sex, chromosome="16",
+        kinship=iron_kinships[1]["16"], kinship_scale=2,
+    )  # fmt: skip
+    cols = [c for c in want.columns if c not in ("chr", "pos")]
+    np.testing.assert_allclose(got[cols], want[cols], rtol=1e-12)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    capsys.readouterr()
+    # a chromosome the genotypes do not have, a trait that is not a phenotype: one line each
+    assert main([*base, "--chr", "99", "--out", str(tmp_path / "x.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lmmlite: error:") and "99" in err and err.count("\n") == 1
+    wrong_trait = ["iron" if a == "liver" else a for a in base]
+    assert main([*wrong_trait, "--chr", "16", "--out", str(tmp_path / "x.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "'iron' is not a phenotype" in err and "liver" in err
+    assert not (tmp_path / "x.csv").exists()

@@ -245,7 +245,8 @@ def _add_genotypes(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--probs",
         metavar="FILE.npz",
-        help="probabilities: arrays probs (n, k, m), samples, markers, chr, pos",
+        help="probabilities (.npz): probs (n, k, m) or probs_<C> per chromosome; samples, "
+        "markers, chr, pos",
     )
     p.add_argument("--annot", metavar="FILE", help="BIMBAM annotation: marker position chr")
 

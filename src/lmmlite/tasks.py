@@ -237,6 +237,11 @@ def _task_frame(
             data[f"beta_{j + 2}"] = beta[:, j]
             data[f"se_{j + 2}"] = se[:, j]
     data.update(cols)  # the interaction test's columns, if any
+    if opts.keep == "all" and "lod_gxe" in data:
+        untested = (data["note"] == "") & np.isnan(data["lod_gxe"])
+        data["note"] = np.where(
+            untested, "interaction in the span of marker and covariates", data["note"]
+        )
     data["_t"] = work.order[tidx]
     data["_m"] = start + idx
     return pd.DataFrame(data)
