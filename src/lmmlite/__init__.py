@@ -51,6 +51,10 @@ _EXPORTS = {
     "loglik_profile": "heritability",
     "scan": "scan",
     "kinship": "kinship",
+    "find_peaks": "peaks",
+    "permutation_test": "permutation",
+    "perm_thresholds": "permutation",
+    "genome_pvalues": "permutation",
 }
 
 __all__ = [
@@ -77,13 +81,17 @@ __all__ = [
     "__version__",
     "calc_ll",
     "eigen_rotation",
+    "find_peaks",
     "fit_lmm",
     "fit_table",
+    "genome_pvalues",
     "get_ml_soln",
     "heritability",
     "hsq_inference",
     "kinship",
     "loglik_profile",
+    "perm_thresholds",
+    "permutation_test",
     "scan",
 ]
 
@@ -138,5 +146,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from .heritability import heritability, loglik_profile
     from .kinship import kinship
     from .options import HeritabilityOptions, ScanOptions
+    from .peaks import find_peaks
+    from .permutation import genome_pvalues, perm_thresholds, permutation_test
     from .results import HERITABILITY_COLUMNS, SCAN_COLUMNS, fit_table
     from .scan import scan

@@ -84,6 +84,16 @@ def _scale(text: str) -> float:
     return _number(text, low=0.0, high=math.inf, closed="()", what="a kinship scale")
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed must be at least 0; got {value}")
+    return value
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -117,8 +127,10 @@ def _parser() -> argparse.ArgumentParser:
     _profile_parser(sub)
     _kinship_parser(sub)
     _scan_parser(sub)
+    _perm_parser(sub)
     _coef_parser(sub)
     _plot_parser(sub)
+    _peaks_parser(sub)
     _demo_parser(sub)
     return parser
 
@@ -287,6 +299,50 @@ def _kinship_parser(sub: Any) -> None:
 
 def _scan_parser(sub: Any) -> None:
     s = sub.add_parser("scan", help="LMM association test at every marker")
+    _add_scan_inputs(s)
+    s.add_argument(
+        "--mode",
+        choices=["fixed", "exact"],
+        default=_SCAN.mode,
+        help="fixed: null hsq held fixed (default); exact: hsq re-estimated per "
+        "marker as GEMMA -lmm 4",
+    )
+    s.add_argument("--ml", action="store_true", help="ML instead of REML for the Wald test's hsq")
+    _add_scan_layout(s, _SCAN.trait_batch)
+    s.add_argument(
+        "--keep",
+        choices=["all", "peaks", "max"],
+        default=_SCAN.keep,
+        help="all: every test (default); peaks: per trait and chromosome the highest LOD if "
+        "it reaches --threshold; max: per trait the highest LOD",
+    )
+    s.add_argument(
+        "--threshold",
+        type=_lod,
+        default=_SCAN.threshold,
+        help=f"LOD threshold of --keep peaks ({_SCAN.threshold:g})",
+    )
+    s.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="results: a table (.tsv, .txt, .csv) or a Parquet dataset folder NAME.parquet "
+        "(one file per task, resumable)",
+    )
+    _add_resume(s)
+    _add_parallel(s)
+
+
+def _add_resume(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="complete an interrupted run in the --out folder (same inputs and options)",
+    )
+
+
+def _add_scan_inputs(s: argparse.ArgumentParser) -> None:
+    """The inputs of a scan (genotypes, phenotypes, covariates, kinship, R/qtl2's options)."""
     _add_genotypes(s)
     s.add_argument(
         "--pheno",
@@ -322,20 +378,15 @@ def _scan_parser(sub: Any) -> None:
         help="a plain linear model (R/qtl2's Haley-Knott regression): no kinship, hsq 0",
     )
     _add_qtl2_options(s)
-    s.add_argument(
-        "--mode",
-        choices=["fixed", "exact"],
-        default=_SCAN.mode,
-        help="fixed: null hsq held fixed (default); exact: hsq re-estimated per "
-        "marker as GEMMA -lmm 4",
-    )
-    s.add_argument("--ml", action="store_true", help="ML instead of REML for the Wald test's hsq")
     _add_samples(s, ("strict", "drop"), _SCAN.samples)
     s.add_argument(
         "--center-kinship",
         action="store_true",
         help="double-centre the kinship over the analysed samples (as GEMMA does)",
     )
+
+
+def _add_scan_layout(s: argparse.ArgumentParser, trait_batch: int | None) -> None:
     s.add_argument(
         "--chunk-size",
         type=_positive,
@@ -345,33 +396,77 @@ def _scan_parser(sub: Any) -> None:
     s.add_argument(
         "--trait-batch",
         type=_positive,
-        default=_SCAN.trait_batch,
-        help=f"traits per task ({_SCAN.trait_batch})",
+        default=trait_batch,
+        help=f"traits per task ({trait_batch or 'as many as fit in 128 MiB'})",
+    )
+
+
+def _perm_parser(sub: Any) -> None:
+    s = sub.add_parser(
+        "perm",
+        help="genome-wide LOD thresholds from permutations (R/qtl2's scan1perm), every trait",
+    )
+    _add_scan_inputs(s)
+    s.add_argument("--ml", action="store_true", help="ML instead of REML for the held hsq")
+    _add_scan_layout(s, None)
+    s.add_argument(
+        "--n-perm", type=_positive, default=1000, metavar="N", help="permutations (1000)"
     )
     s.add_argument(
-        "--keep",
-        choices=["all", "peaks", "max"],
-        default=_SCAN.keep,
-        help="all: every test (default); peaks: per trait and chromosome the highest LOD if "
-        "it reaches --threshold; max: per trait the highest LOD",
+        "--seed",
+        type=_seed,
+        metavar="S",
+        help="seed of the permutations (default: a random one, printed and recorded)",
     )
     s.add_argument(
-        "--threshold",
-        type=_lod,
-        default=_SCAN.threshold,
-        help=f"LOD threshold of --keep peaks ({_SCAN.threshold:g})",
+        "--method",
+        choices=["rotated", "genotypes"],
+        default="rotated",
+        help="rotated: permute each trait's whitened null residuals, all permutations in one "
+        "product (default); genotypes: permute the genotype rows (R/qtl2's scan1perm)",
+    )
+    s.add_argument(
+        "--strata",
+        metavar="FILE:COL",
+        help="permute within strata: a column of a table with ids (default with --xcovar: "
+        "its distinct rows, as R/qtl2)",
+    )
+    s.add_argument(
+        "--n-perm-x",
+        type=_positive,
+        metavar="N",
+        help="permutations of the X chromosome (default: n-perm x autosome length / X length)",
+    )
+    s.add_argument(
+        "--no-x-specific",
+        action="store_true",
+        help="one genome-wide maximum, the X chromosome with the autosomes (R/qtl2's "
+        "perm_Xsp=FALSE); default: X apart, thresholds scaled by length",
     )
     s.add_argument(
         "--out",
         required=True,
         metavar="FILE",
-        help="results: a table (.tsv, .txt, .csv) or a Parquet dataset folder NAME.parquet "
+        help="the maxima: a table (.csv, .tsv) or a Parquet dataset folder NAME.parquet "
         "(one file per task, resumable)",
     )
+    _add_resume(s)
     s.add_argument(
-        "--resume",
-        action="store_true",
-        help="complete an interrupted run in the --out folder (same inputs and options)",
+        "--thresholds",
+        metavar="FILE",
+        help="the LOD thresholds, trait x alpha (.csv or .tsv)",
+    )
+    s.add_argument(
+        "--alpha",
+        type=_open_unit,
+        action="append",
+        metavar="A",
+        help="genome-wide level of --thresholds (repeatable; 0.01 0.05 0.1 0.2 0.63)",
+    )
+    s.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="histogram of the maxima with the thresholds (the first trait)",
     )
     _add_parallel(s)
 
@@ -424,7 +519,74 @@ def _plot_parser(sub: Any) -> None:
     pl.add_argument("--scan", required=True, metavar="FILE", help="table written by lmmlite scan")
     pl.add_argument("--trait", help="trait to draw (default: the first)")
     pl.add_argument("--column", help="column to draw (p_wald for manhattan/qq, lod for lod)")
+    pl.add_argument(
+        "--threshold",
+        type=float,
+        metavar="T",
+        help="a line: a LOD (lod) or a p-value (manhattan; default Bonferroni 0.05/markers)",
+    )
+    pl.add_argument(
+        "--perm",
+        metavar="FILE",
+        help="permutation table (lmmlite perm): the genome-wide line at --alpha, a LOD "
+        "threshold per region (lod) or the alpha quantile of min_p (manhattan)",
+    )
+    pl.add_argument(
+        "--alpha", type=_open_unit, default=0.05, help="level of the --perm line (0.05)"
+    )
+    pl.add_argument("--peaks", metavar="FILE", help="peaks to label (lmmlite peaks)")
     pl.add_argument("--out", required=True, metavar="FILE.png", help="image file")
+
+
+def _peaks_parser(sub: Any) -> None:
+    def drop(text: str) -> float:
+        return _number(text, low=0.0, high=math.inf, closed="[]", what="a LOD drop")
+
+    pk = sub.add_parser(
+        "peaks", help="peaks of a scan with LOD or Bayes intervals (R/qtl2's find_peaks)"
+    )
+    pk.add_argument("--scan", required=True, metavar="FILE", help="table written by lmmlite scan")
+    pk.add_argument("--threshold", type=_lod, metavar="T", help="LOD a peak must exceed (3)")
+    pk.add_argument(
+        "--perm",
+        metavar="FILE",
+        help="permutation table (trait, perm, max_lod[, region, length]; CSV/TSV/Parquet): "
+        "adds each peak's genome-wide p-value p_genome",
+    )
+    pk.add_argument(
+        "--alpha",
+        type=_open_unit,
+        help="with --perm: take the thresholds at this genome-wide level from the "
+        "permutations instead of --threshold",
+    )
+    pk.add_argument(
+        "--peakdrop",
+        type=drop,
+        default=math.inf,
+        metavar="D",
+        help="LOD drop between two peaks on a chromosome (default inf: one peak each)",
+    )
+    ci = pk.add_mutually_exclusive_group()
+    ci.add_argument("--drop", type=drop, metavar="D", help="LOD support intervals, e.g. 1.5")
+    ci.add_argument(
+        "--prob", type=_open_unit, metavar="P", help="Bayes credible intervals, e.g. 0.95"
+    )
+    pk.add_argument(
+        "--expand-to-markers",
+        action="store_true",
+        help="move interval ends on R/qtl2 pseudomarkers (c16.loc8) out to real markers "
+        "(R/qtl2's default expand2markers=TRUE)",
+    )
+    pk.add_argument("--threshold-x", type=_lod, metavar="T", help="X chromosome threshold")
+    pk.add_argument("--peakdrop-x", type=drop, metavar="D", help="X chromosome peakdrop")
+    pk.add_argument("--drop-x", type=drop, metavar="D", help="X chromosome LOD drop")
+    pk.add_argument("--prob-x", type=_open_unit, metavar="P", help="X chromosome coverage")
+    pk.add_argument("--out", required=True, metavar="FILE", help="the peaks (.csv or .tsv)")
+    pk.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="draw the LOD curves of (the first 6) traits with peaks, thresholds and intervals",
+    )
 
 
 def _demo_parser(sub: Any) -> None:
@@ -462,6 +624,8 @@ def _inputs(args: argparse.Namespace) -> list[str]:
     """The files a command reads (an output must not be one of them)."""
     names = ["kinship", "pheno", "covar", "xcovar", "annot", "bimbam", "dosage", "probs"]
     files = [getattr(args, a, None) for a in names]
+    if getattr(args, "strata", None):
+        files.append(args.strata.rpartition(":")[0])
     if getattr(args, "bfile", None):
         base = str(args.bfile)
         for suffix in (".bed", ".bim", ".fam"):
@@ -659,6 +823,79 @@ def _scan(args: argparse.Namespace) -> None:
     print(f"wrote {len(table)} rows ({what}) to {out_path}")
 
 
+def _strata(args: argparse.Namespace, src: Any) -> Any:
+    """The --strata column (FILE:COL) as a Series by sample id."""
+    if not args.strata:
+        return None
+    path, sep, column = args.strata.rpartition(":")
+    if not sep or not path or not column:
+        raise LmmliteError(f"--strata must be FILE:COLUMN; got {args.strata!r}")
+    table = _table(args, src, path, "strata")
+    if column not in table.columns:
+        raise LmmliteError(
+            f"--strata: {path!r} has no column {column!r}; it has {list(table.columns)[:10]}"
+        )
+    return table[column]
+
+
+def _perm(args: argparse.Namespace) -> None:
+    from .io.tables import atomic_write, separator_for, write_table
+    from .permutation import ALPHAS, perm_thresholds, permutation_test
+
+    out_path = args.out
+    folder = out_path.lower().endswith(".parquet")
+    if args.resume and not folder:
+        raise LmmliteError("--resume needs --out NAME.parquet (a dataset folder)")
+    if args.alpha and not args.thresholds and not args.plot:
+        raise LmmliteError("--alpha needs --thresholds or --plot (where the thresholds go)")
+    _check_out(args, out_path, folder=folder, table=not folder)
+    _check_out(args, args.thresholds)
+    _check_out(args, args.plot, table=False)
+    src = _source(args)
+    P, C, K = _scan_inputs(args, src)
+    Xc = _table(args, src, args.xcovar, "xcovar") if args.xcovar else None
+    intcovar = [c.strip() for c in args.intcovar.split(",")] if args.intcovar else []
+    with _dask_client(args) as client:
+        table = permutation_test(
+            src, P, C,
+            kinship=K, loco=args.loco, xcovar=Xc, intcovar=intcovar,
+            kinship_scale=args.kinship_scale, n_perm=args.n_perm, seed=args.seed,
+            method=args.method, strata=_strata(args, src), n_perm_x=args.n_perm_x,
+            x_specific=False if args.no_x_specific else None, reml=not args.ml,
+            samples=args.samples, center_kinship=args.center_kinship,
+            chunk_size=args.chunk_size, trait_batch=args.trait_batch,
+            out=out_path if folder else None, resume=args.resume,
+            **_parallel_options(args, client),
+        )  # fmt: skip
+    seed = table.attrs["seed"]
+    n_x = f" (X: {table.attrs['n_perm_x']})" if table.attrs.get("n_perm_x") else ""
+    what = f"{P.shape[1]} trait(s) x {args.n_perm}{n_x} permutations, method {args.method}"
+    alphas = args.alpha or list(ALPHAS)
+    thresholds = perm_thresholds(table, alphas)
+    if args.plot:  # drawn before the tables: a plot that fails leaves no table behind
+        from .plot import plot_perm
+
+        plot_perm(table, args.plot, alpha=alphas)
+    if folder:
+        print(f"wrote {len(table)} rows ({what}, seed {seed}) to the Parquet dataset {out_path}")
+    else:
+        sep = separator_for(out_path)
+        atomic_write(out_path, lambda tmp: table.to_csv(tmp, sep=sep, index=False, na_rep="NA"))
+        print(f"wrote {len(table)} rows ({what}, seed {seed}) to {out_path}")
+    if args.thresholds:
+        write_table(thresholds, args.thresholds, index=False)
+        print(f"wrote the LOD thresholds to {args.thresholds}")
+    if args.plot:
+        print(f"wrote the plot to {args.plot}")
+    import pandas as pd
+
+    with pd.option_context(
+        "display.width", 200, "display.max_columns", 12, "display.max_rows", 20,
+        "display.float_format", "{:.4g}".format,
+    ):  # fmt: skip
+        print(thresholds.to_string(index=False))
+
+
 def _coef(args: argparse.Namespace) -> None:
     import numpy as np
 
@@ -703,13 +940,86 @@ def _coef(args: argparse.Namespace) -> None:
 
 
 def _plot(args: argparse.Namespace) -> None:
-    from .io.phenotypes import read_scan_table
+    from .io.phenotypes import read_peaks_table, read_perm_table, read_scan_table
+    from .io.tables import check_output
+    from .peaks import peak_thresholds
+    from .permutation import perm_pvalue_threshold
     from .plot import plot_scan
 
     _check_out(args, args.out, table=False)
+    check_output(args.out, inputs=[args.scan, args.perm, args.peaks])
+    if args.perm and args.threshold is not None:
+        raise LmmliteError("give --threshold or --perm, not both")
+    if (args.perm or args.peaks or args.threshold is not None) and args.kind == "qq":
+        raise LmmliteError("--threshold, --perm and --peaks draw on lod and manhattan plots")
     table = read_scan_table(args.scan)
-    plot_scan(table, args.out, kind=args.kind, column=args.column, trait=args.trait)
+    trait = str(args.trait or (table["trait"].iloc[0] if "trait" in table.columns else ""))
+    peaks = read_peaks_table(args.peaks) if args.peaks else None
+    lines: dict[str, Any] = {}
+    if args.kind == "lod" and args.threshold is not None:
+        lines["thresholds"] = args.threshold
+    elif args.kind == "manhattan" and args.threshold is not None:
+        lines["threshold"] = _open_unit(str(args.threshold))
+    elif args.perm:
+        perm = read_perm_table(args.perm)
+        if args.kind == "lod":
+            lines["thresholds"] = peak_thresholds([trait], perm=perm, alpha=args.alpha)[trait]
+        else:
+            lines["threshold"] = perm_pvalue_threshold(perm, trait, args.alpha)
+    plot_scan(
+        table, args.out, kind=args.kind, column=args.column, trait=trait or None, peaks=peaks,
+        **lines,
+    )  # fmt: skip
     print(f"wrote the {args.kind} plot to {args.out}")
+
+
+def _peaks(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .io.phenotypes import read_perm_table, read_scan_table
+    from .io.tables import check_output, write_table
+    from .peaks import find_peaks, peak_thresholds
+
+    if args.alpha is not None and not args.perm:
+        raise LmmliteError("--alpha needs --perm (the permutation table it reads thresholds from)")
+    if args.alpha is not None and (args.threshold is not None or args.threshold_x is not None):
+        raise LmmliteError("give --threshold or --perm with --alpha, not both")
+    if args.drop_x is not None and args.drop is None:
+        raise LmmliteError("--drop-x needs --drop")
+    if args.prob_x is not None and args.prob is None:
+        raise LmmliteError("--prob-x needs --prob")
+    for path, table in ((args.out, True), (args.plot, False)):
+        _check_out(args, path, table=table)
+        if path:
+            check_output(path, inputs=[args.scan, args.perm])
+    scan = read_scan_table(args.scan, needs=("trait", "chr", "pos", "marker", "lod"))
+    perm = read_perm_table(args.perm) if args.perm else None
+    threshold = 3.0 if args.threshold is None else args.threshold
+    peaks = find_peaks(
+        scan, threshold=threshold, peakdrop=args.peakdrop, drop=args.drop, prob=args.prob,
+        expand_to_markers=args.expand_to_markers, threshold_x=args.threshold_x,
+        peakdrop_x=args.peakdrop_x, drop_x=args.drop_x, prob_x=args.prob_x, perm=perm,
+        alpha=args.alpha,
+    )  # fmt: skip
+    traits = list(dict.fromkeys(scan["trait"].astype(str)))
+    with pd.option_context(
+        "display.width", 200, "display.max_columns", 20, "display.max_rows", 60,
+        "display.float_format", "{:.6g}".format,
+    ):  # fmt: skip
+        print(peaks.to_string(index=False) if len(peaks) else "no peaks")
+    if args.plot and len(peaks):  # drawn first: a plot that fails leaves no table behind
+        from .plot import plot_peaks
+
+        lines = peak_thresholds(
+            traits, threshold=threshold, threshold_x=args.threshold_x, perm=perm,
+            alpha=args.alpha,
+        )  # fmt: skip
+        plot_peaks(scan, peaks, args.plot, thresholds=lines)
+        print(f"wrote the plot to {args.plot}")
+    elif args.plot:
+        print(f"no peaks: {args.plot} not drawn")
+    write_table(peaks, args.out, index=False)
+    print(f"wrote {len(peaks)} peak(s) of {len(traits)} trait(s) to {args.out}")
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -813,8 +1123,10 @@ _HANDLERS: dict[str, str] = {
     "profile": "_profile",
     "kinship": "_kinship",
     "scan": "_scan",
+    "perm": "_perm",
     "coef": "_coef",
     "plot": "_plot",
+    "peaks": "_peaks",
     "demo": "_demo",
 }
 

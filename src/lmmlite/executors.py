@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from .core import _kernels
 
@@ -96,9 +96,18 @@ def run_token() -> str:
     return uuid.uuid4().hex
 
 
+_controller: ThreadpoolController | None = None
+
+
 def one_blas_thread() -> Any:
-    """Context manager: BLAS limited to one thread in this process while it is open."""
-    return threadpool_limits(limits=1, user_api="blas")
+    """Context manager: BLAS limited to one thread in this process while it is open (with a
+    controller made once: inspecting the loaded libraries takes a millisecond per call)."""
+    global _controller
+    if _controller is None:
+        import scipy.linalg  # noqa: F401  (its BLAS, if it has its own, is loaded first)
+
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")
 
 
 def serially(func: Callable[..., Any], *args: Any) -> Any:

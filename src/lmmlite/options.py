@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from .exceptions import InputError
 
-__all__ = ["HeritabilityOptions", "ScanOptions"]
+__all__ = ["HeritabilityOptions", "PermOptions", "ScanOptions"]
 
 #: Default number of markers read and tested at a time.
 CHUNK_SIZE = 2048
@@ -164,3 +164,37 @@ class ScanOptions:
             center_kinship=bool,
             kinship_scale=float,
         )
+
+
+@dataclass(frozen=True)
+class PermOptions:
+    """Options of :func:`lmmlite.permutation_test` (``lmmlite perm``) besides the scan's."""
+
+    n_perm: int = 1000
+    """Permutations per trait (of the autosomes, with ``x_specific``)."""
+    seed: int = 0
+    """Seed of the permutations (with the analysed samples, it fixes them)."""
+    method: Literal["rotated", "genotypes"] = "rotated"
+    """``rotated``: permute each trait's whitened null residuals; ``genotypes``: permute the
+    genotypes' rows (R/qtl2's ``scan1perm``)."""
+    x_specific: bool = False
+    """Permute the X chromosome apart from the autosomes (R/qtl2's ``perm_Xsp``)."""
+    n_perm_x: int = 0
+    """Permutations of the X chromosome with ``x_specific`` (0: none)."""
+    stratified: bool = False
+    """The permutations are within strata."""
+
+    def __post_init__(self) -> None:
+        _positive_int("n_perm", self.n_perm)
+        if (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, numbers.Integral)
+            or self.seed < 0
+        ):
+            raise InputError(f"seed must be a non-negative integer; got {self.seed!r}")
+        _choice("method", self.method, ("rotated", "genotypes"))
+        _flag("x_specific", self.x_specific)
+        if self.x_specific:
+            _positive_int("n_perm_x", self.n_perm_x)
+        _flag("stratified", self.stratified)
+        _plain(self, n_perm=int, seed=int, x_specific=bool, n_perm_x=int, stratified=bool)

@@ -22,13 +22,23 @@ import pandas as pd
 from .alignment import Alignment, Pattern
 from .core.checks import check_identifiable, check_kinship, independent_columns
 from .core.lmm import eigh_decreasing
+from .core.permutation import perm_null, permutation_entropy, sample_permutations
 from .core.scan import fit_null, fixed_hsq, fixed_parts, null_fits
 from .executors import Call, Group, Stage, one_blas_thread, run_token
 from .io.genotypes import GenotypeSource, chromosome_runs
-from .options import HeritabilityOptions, ScanOptions
-from .tasks import BatchWork, HeritBatch, Rotation, ScanTask, heritability_task, scan_task
+from .options import HeritabilityOptions, PermOptions, ScanOptions
+from .tasks import (
+    BatchWork,
+    HeritBatch,
+    PermWork,
+    Rotation,
+    ScanTask,
+    heritability_task,
+    perm_task,
+    scan_task,
+)
 
-__all__ = ["HeritabilityPlan", "ScanPlan", "rotation"]
+__all__ = ["HeritabilityPlan", "PermPlan", "ScanPlan", "rotation"]
 
 
 def rotation(K: np.ndarray | None, X: np.ndarray, traits: list[str]) -> Rotation:
@@ -95,9 +105,10 @@ class _Batch:
     order: np.ndarray  # the traits' positions among all phenotypes (the table's row order)
 
 
-#: A chunk's kinship and null model: the kinship's key ("all", or a chromosome with LOCO) and
-#: whether the chunk is on the X chromosome with Xcovar (its null model has those covariates).
-_Key = tuple[str, bool]
+#: A chunk's kinship and null model: the kinship's key ("all", or a chromosome with LOCO),
+#: whether the chunk is on the X chromosome with Xcovar (its null model has those covariates),
+#: and its region in a permutation test ("A" or "X" when they are permuted apart, else "").
+_Key = tuple[str, bool, str]
 
 
 class ScanPlan:
@@ -146,7 +157,8 @@ class ScanPlan:
         self.runs = chromosome_runs(chrom, opts.chunk_size)
         on_x = source.x_chromosomes if xcovar is not None else frozenset()
         self.chunk_key: list[_Key] = [
-            (str(chrom[a]) if self.loco else "all", str(chrom[a]) in on_x) for a, _ in self.runs
+            (str(chrom[a]) if self.loco else "all", str(chrom[a]) in on_x, self._region(chrom[a]))
+            for a, _ in self.runs
         ]
         self.tasks = [
             ScanTask(bi, c, a, z)
@@ -182,14 +194,18 @@ class ScanPlan:
                     rot: Rotation,
                     batches: list[int] = batches,
                     by_batch: dict[int, list[ScanTask]] = by_batch,
-                    on_x: bool = key[1],
+                    key: _Key = key,
                 ) -> Iterator[Group]:
                     for bi in batches:
-                        work = self._work(rot, bi, on_x)
+                        work = self._work(rot, bi, key)
                         calls = self._calls(by_batch[bi], work, run, read_here, task_path)
                         yield Group((self.source, rot.U, work), calls)
 
                 yield Stage(setup, groups)
+
+    def _region(self, chromosome: Any) -> str:
+        """A chunk's region (scans have none)."""
+        return ""
 
     def _rotation(self, g: int, key: _Key) -> Rotation:
         """Kinship ``key`` over pattern ``g``'s samples: eigenvalues, eigenvectors and the
@@ -214,9 +230,10 @@ class ScanPlan:
         extra = self.xcovar.loc[pat.ids].to_numpy(dtype=float)
         return np.column_stack([pat.X, extra[:, independent_columns(pat.X, extra)]])
 
-    def _work(self, rot: Rotation, bi: int, on_x: bool) -> BatchWork:
+    def _work(self, rot: Rotation, bi: int, key: _Key) -> Any:
         """Batch ``bi``'s null fits (and fixed-hsq parts) under its pattern's rotation (small
         products: one BLAS thread, whose idle siblings would otherwise spin beside the tasks)."""
+        on_x = key[1]
         batch = self.batches[bi]
         pat = self.aligned.patterns[batch.pattern]
         opts = self.opts
@@ -249,10 +266,17 @@ class ScanPlan:
         offset = null.model.n / 2.0 * np.log10(rss_base / rss_x)
         return {"lod_null": base, "lod_offset": offset}
 
+    #: The task function (a module-level function of :mod:`lmmlite.tasks`).
+    task_func: Any = staticmethod(scan_task)
+
+    def _tests(self, work: Any, task: ScanTask) -> int:
+        """A task's units of work, for the progress bar's throughput."""
+        return len(work.traits) * (task.stop - task.start)
+
     def _calls(
         self,
         tasks: list[ScanTask],
-        work: BatchWork,
+        work: Any,
         run: str,
         read_here: bool,
         task_path: Any,
@@ -266,6 +290,93 @@ class ScanPlan:
             blocks = iter([None] * len(tasks))
         for task, block in zip(tasks, blocks, strict=True):
             path = None if task_path is None else task_path(task.name)
-            tests = len(work.traits) * (task.stop - task.start)
             key = f"lmmlite-scan-{task.name}-{run}"
-            yield Call(key, tests, scan_task, (task, self.opts, path, block))
+            yield Call(key, self._tests(work, task), self.task_func, (task, self.opts, path, block))
+
+
+# ---------------------------------------------------------------------------------------------
+# Permutation tests
+
+
+class PermPlan(ScanPlan):
+    """The tasks of a permutation test: a scan's (trait batch x marker chunk) tasks, each
+    keeping the largest LOD of every permutation (:func:`tasks.perm_task`).
+
+    Parameters
+    ----------
+    source, aligned, kinships, opts, xcovar
+        As :class:`ScanPlan` (``opts.mode`` is ``"fixed"``).
+    perm
+        The permutations' options.
+    strata
+        A stratum code per aligned sample, or None.
+    """
+
+    task_func = staticmethod(perm_task)
+
+    def __init__(
+        self,
+        source: GenotypeSource,
+        aligned: Alignment,
+        kinships: dict[str, pd.DataFrame] | None,
+        opts: ScanOptions,
+        perm: PermOptions,
+        xcovar: pd.DataFrame | None = None,
+        strata: np.ndarray | None = None,
+    ) -> None:
+        self.perm = perm
+        self.x_set = source.x_chromosomes if perm.x_specific else frozenset()
+        super().__init__(source, aligned, kinships, opts, xcovar)
+        self.strata = strata
+        self._perms: dict[tuple[int, str], np.ndarray] = {}
+
+    def _region(self, chromosome: Any) -> str:
+        if not self.perm.x_specific:
+            return ""
+        return "X" if str(chromosome) in self.x_set else "A"
+
+    def n_perm(self, region: str) -> int:
+        """The number of permutations of a region."""
+        return self.perm.n_perm_x if region == "X" else self.perm.n_perm
+
+    def permutations(self, g: int, region: str) -> np.ndarray:
+        """Pattern ``g``'s permutations of region ``region`` (made once, in the caller)."""
+        if (g, region) not in self._perms:
+            pat = self.aligned.patterns[g]
+            codes = None
+            if self.strata is not None:
+                codes = self.strata[np.asarray(pat.mask)]
+            entropy = permutation_entropy(self.perm.seed, list(pat.ids), region)
+            self._perms[(g, region)] = sample_permutations(
+                list(pat.ids), self.n_perm(region), entropy, codes
+            )
+        return self._perms[(g, region)]
+
+    def _work(self, rot: Rotation, bi: int, key: _Key) -> PermWork:
+        scan = super()._work(rot, bi, key)
+        batch = self.batches[bi]
+        perms = self.permutations(batch.pattern, key[2])
+        pseudo = None
+        if self.perm.method == "rotated":
+            null = scan.null
+            h = fixed_hsq(null, self.opts.reml)
+            pa = self.aligned.patterns[batch.pattern].X.shape[1]
+            # sample space when the stage's marker columns are fewer than the permutations
+            columns = (1 + len(self.opts.intcovar)) * sum(
+                (b - a) * max(1, self.source.k_of(a) - 1)
+                for (a, b), k in zip(self.runs, self.chunk_key, strict=True)
+                if k == key
+            )
+            sample_space = columns < perms.shape[0]
+            with one_blas_thread():
+                pseudo = [
+                    perm_null(
+                        rot.Kva, rot.Xt, pa, null.model.Yt[j], float(h[j]), rot.U, perms,
+                        sample_space=sample_space,
+                    )
+                    for j in range(null.model.t)
+                ]  # fmt: skip
+        return PermWork(scan, perms, pseudo, key[2])
+
+    def _tests(self, work: Any, task: ScanTask) -> int:
+        return len(work.scan.traits) * work.perms.shape[0] * (task.stop - task.start)

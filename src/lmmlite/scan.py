@@ -177,29 +177,14 @@ def scan(
         raise InputError("resume needs an output folder (out=...)")
     executor = executor_for(client, threads)
     # check and align
-    P, C, Xc, kin = _check_inputs(genotypes, pheno, covar, xcovar, kinship, loco, opts)
-    available = {"genotypes": set(genotypes.samples)}
-    if kin is not None:
-        available["kinship"] = set(next(iter(kin.values())).index)
-    if Xc is not None:
-        available["Xcovar"] = set(Xc.index)
-    aligned = align(
-        P,
-        C,
-        available,
-        samples=opts.samples,
-        option="samples='drop' (--samples drop)",
-        intercept=opts.intercept,
-        extra_columns=max(1, genotypes.k - 1) * (1 + len(opts.intcovar)),
-    )
+    inputs = {"pheno": pheno, "covar": covar, "xcovar": xcovar, "kinship": kinship}
+    P, aligned, kin, Xc = prepare_scan(genotypes, inputs, loco, opts)
     # plan
-    plan = ScanPlan(genotypes, aligned, kin, opts, None if Xc is None else Xc.loc[aligned.ids])
+    plan = ScanPlan(genotypes, aligned, kin, opts, Xc)
     dataset = None
     if out is not None:
-        inputs = {"pheno": pheno, "covar": covar, "xcovar": xcovar, "kinship": kinship}
-        dataset = ScanDataset(
-            out, _manifest(genotypes, inputs, P, kin, aligned, opts, plan), resume=resume
-        )
+        record = scan_manifest(genotypes, inputs, P, kin, aligned, opts)
+        dataset = ScanDataset(out, {**record, "tasks": len(plan.tasks)}, resume=resume)
     done = set() if dataset is None else dataset.done()
     todo = [task for task in plan.tasks if task.name not in done]
     chrom_code = pd.factorize(genotypes.markers["chr"].astype(str))[0]
@@ -217,6 +202,32 @@ def scan(
         bar.close()
     # finish
     return _finish(collect, dataset, plan, aligned, opts)
+
+
+def prepare_scan(
+    genotypes: Any, inputs: dict[str, Any], loco: bool, opts: ScanOptions
+) -> tuple[pd.DataFrame, Alignment, dict[str, pd.DataFrame] | None, pd.DataFrame | None]:
+    """Check a scan's inputs (``pheno``, ``covar``, ``xcovar``, ``kinship``, as the API takes
+    them) and align them: the phenotypes as a checked table, the alignment, the kinships
+    (None: no kinship) and Xcovar over the aligned samples."""
+    P, C, Xc, kin = _check_inputs(
+        genotypes, inputs["pheno"], inputs["covar"], inputs["xcovar"], inputs["kinship"], loco, opts
+    )
+    available = {"genotypes": set(genotypes.samples)}
+    if kin is not None:
+        available["kinship"] = set(next(iter(kin.values())).index)
+    if Xc is not None:
+        available["Xcovar"] = set(Xc.index)
+    aligned = align(
+        P,
+        C,
+        available,
+        samples=opts.samples,
+        option="samples='drop' (--samples drop)",
+        intercept=opts.intercept,
+        extra_columns=max(1, genotypes.k - 1) * (1 + len(opts.intcovar)),
+    )
+    return P, aligned, kin, None if Xc is None else Xc.loc[aligned.ids]
 
 
 def _check_inputs(
@@ -292,16 +303,15 @@ def _kinships(
     return {"all": kinship_frame(kinship)}
 
 
-def _manifest(
+def scan_manifest(
     genotypes: GenotypeSource,
     inputs: dict[str, Any],
     P: pd.DataFrame,
     kin: dict[str, pd.DataFrame] | None,
     aligned: Alignment,
     opts: ScanOptions,
-    plan: ScanPlan,
 ) -> dict[str, Any]:
-    """A dataset folder's record of the run: input checksums, options, number of tasks."""
+    """A dataset folder's record of a scan: input checksums and options."""
     pheno = inputs["pheno"]
     if inputs["kinship"] is None:
         kinship: Any = "computed from the genotypes"
@@ -318,8 +328,7 @@ def _manifest(
             "kinship": kinship,
             "samples_analysed": len(aligned.ids),
         },
-        "options": {**asdict(opts), "loco": plan.loco},
-        "tasks": len(plan.tasks),
+        "options": {**asdict(opts), "loco": kin is not None and "all" not in kin},
     }
     return json.loads(json.dumps(record))  # as read back from the file (tuples as lists)
 

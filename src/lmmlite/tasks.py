@@ -17,6 +17,7 @@ import pandas as pd
 from ._dataset import write_task
 from .core.lmm import fit_rotated, inference_rotated
 from .core.model import RotatedModel
+from .core.permutation import PermNull, max_lod_rotated, stack_permuted
 from .core.results import CHUNK_STATS, ChunkScan
 from .core.scan import (
     FixedParts,
@@ -33,9 +34,11 @@ from .results import INTERACTION_COLUMNS, heritability_table
 __all__ = [
     "BatchWork",
     "HeritBatch",
+    "PermWork",
     "Rotation",
     "ScanTask",
     "heritability_task",
+    "perm_task",
     "scan_task",
 ]
 
@@ -245,3 +248,94 @@ def _task_frame(
     data["_t"] = work.order[tidx]
     data["_m"] = start + idx
     return pd.DataFrame(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Permutation tests
+
+
+class PermWork(NamedTuple):
+    """What a batch's permutation tasks share: the scan's, and the permutations."""
+
+    scan: BatchWork
+    perms: np.ndarray
+    """(P, n): permutation k gives sample i the genotypes (or whitened residual) of sample
+    ``perms[k, i]``."""
+    pseudo: list[PermNull] | None
+    """Per trait, the whitened null and pseudo-phenotypes (rotated method); None: the
+    genotypes are permuted."""
+    region: str
+    """``"A"``/``"X"`` (autosomes and X permuted apart), or ``""``."""
+
+
+#: Largest (marker copies x traits) of a permuted-genotypes scan at once (bounds memory).
+PERM_PAIRS = 1 << 18
+
+
+def perm_task(
+    source: GenotypeSource,
+    U: np.ndarray | None,
+    work: PermWork,
+    task: ScanTask,
+    opts: ScanOptions,
+    path: Path | None,
+    block: np.ndarray | None,
+) -> pd.DataFrame:
+    """The largest LOD over one chunk of every permutation of a batch of traits: a frame of
+    ``_t`` (the trait's position), ``perm``, ``max_lod`` (-inf: no testable marker) and
+    ``region``, written as the task file with an output folder."""
+    if block is None:
+        block = source.read(task.start, task.stop)
+    scan = work.scan
+    if work.pseudo is not None:
+        Mt = rotate_chunk(block, scan.geno_rows, block.shape[1], U, scan.interact)[0]
+        best = np.stack([max_lod_rotated(Mt, pn, U) for pn in work.pseudo])
+    else:
+        best = _permuted_genotypes_max(scan, U, block, work.perms, opts)
+    t, P = best.shape
+    frame = pd.DataFrame(
+        {
+            "_t": np.repeat(scan.order, P),
+            "perm": np.tile(np.arange(P), t),
+            "max_lod": best.reshape(-1),
+            "region": work.region,
+        }
+    )
+    if path is not None:
+        write_task(path, frame)
+    return frame
+
+
+def _permuted_genotypes_max(
+    scan: BatchWork, U: np.ndarray | None, block: np.ndarray, perms: np.ndarray, opts: ScanOptions
+) -> np.ndarray:
+    """(t, P): the chunk's largest LOD under each permutation of the genotypes' rows, the
+    permuted copies scanned side by side as markers, a block of permutations at a time."""
+    m = block.shape[2]
+    t = len(scan.traits)
+    P = perms.shape[0]
+    step = max(1, min(max(1, opts.chunk_size // m), PERM_PAIRS // max(1, t * m)))
+    best = np.full((t, P), -np.inf)
+    identity = np.arange(len(scan.geno_rows))
+    for p0 in range(0, P, step):
+        stacked = stack_permuted(block, scan.geno_rows, perms[p0 : p0 + step])
+        work = scan._replace(geno_rows=identity)
+        lod = _chunk_lod(work, U, stacked, opts)  # (copies x m, t)
+        lod = np.where(np.isnan(lod), -np.inf, lod).reshape(-1, m, t)
+        best[:, p0 : p0 + step] = lod.max(axis=1).T
+    return best
+
+
+def _chunk_lod(work: BatchWork, U: np.ndarray | None, block: np.ndarray, opts: ScanOptions):
+    """(m, t) LODs of a chunk (fixed hsq), R/qtl2's on the X chromosome with Xcovar."""
+    k = block.shape[1]
+    Mt = rotate_chunk(block, work.geno_rows, k, U, work.interact)[0]
+    kk = Mt.shape[1]
+    split = None if work.interact is None else kk // (1 + work.interact.shape[1])
+    if work.lod_null is not None:
+        assert work.lod_offset is not None
+        alt = scan_chunk(work.lod_null, Mt, mode="fixed", split=split)
+        return alt.lod - work.lod_offset
+    if work.parts is not None and kk == 1:
+        return scan_fixed_gemm(work.null, Mt, reml=opts.reml, parts=work.parts).lod
+    return scan_chunk(work.null, Mt, mode="fixed", reml=opts.reml, split=split).lod

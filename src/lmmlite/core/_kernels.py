@@ -57,6 +57,7 @@ __all__ = [
     "loglik_items",
     "residualise",
     "serial",
+    "shuffle_rows",
 ]
 
 _LN2 = math.log(2.0)
@@ -479,6 +480,21 @@ def _best_markers(
                     break
 
 
+def _shuffle_rows(block, where, draws):  # pragma: no cover - compiled
+    """Fisher-Yates shuffle, in place, of the entries ``where`` (ns,) of every row of ``block``
+    (P, n): at step i, from ns - 1 down to 1, entries ``where[i]`` and ``where[draws[r, i]]``
+    (``draws[r, i]`` in 0..i) of row r are swapped."""
+    P = block.shape[0]
+    ns = where.shape[0]
+    for r in numba.prange(P):
+        for i in range(ns - 1, 0, -1):
+            a = where[i]
+            b = where[draws[r, i]]
+            held = block[r, b]
+            block[r, b] = block[r, a]
+            block[r, a] = held
+
+
 # ---------------------------------------------------------------------------------------------
 # Building the compiled kernels, lazily: numba is imported and a kernel compiled (or loaded from
 # numba's on-disk cache) only when first used.
@@ -512,6 +528,7 @@ _KERNELS = {
     "residualise": _residualise,
     "fit": _fit_items,
     "best": _best_markers,
+    "shuffle": _shuffle_rows,
 }
 
 
@@ -852,3 +869,20 @@ def best_markers(
     best_i[better] = offset + r[better]
     best_num[better] = num[rows, r][better]
     best_den[better] = den[rows, r][better]
+
+
+def shuffle_rows(block: np.ndarray, where: np.ndarray, draws: np.ndarray, *, use_numba=None):
+    """Shuffle the entries ``where`` of every row of ``block`` (P, n) in place, by
+    Fisher-Yates with the given draws (``draws[r, i]`` in 0..i, (P, len(where))): the compiled
+    kernel, or its twin swapping one entry of every row at a time."""
+    kernel = _compiled("shuffle", block.size, use_numba)
+    if kernel is not None:
+        kernel(block, where, draws)
+        return
+    rows = np.arange(block.shape[0])
+    for i in range(where.shape[0] - 1, 0, -1):
+        a = where[i]
+        b = where[draws[:, i]]
+        held = block[rows, b]
+        block[rows, b] = block[:, a]
+        block[:, a] = held

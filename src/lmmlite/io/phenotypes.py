@@ -6,6 +6,8 @@
   numbers, or that counts 1, 2, ..., n, is an id column, which these files must not have.
 - :func:`read_scan_table`: a table written by ``lmmlite scan`` (TSV/CSV, or a Parquet file or
   dataset folder), checked to have the columns a plot or a peak finder needs.
+- :func:`read_perm_table`: a permutation table (``lmmlite perm``: ``trait``, ``perm``,
+  ``max_lod`` and optionally ``region``, ``length``), TSV/CSV or Parquet.
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ import pandas as pd
 from ..exceptions import FileFormatError
 from .tables import existing_file, head_lines, parser_error, separator_for
 
-__all__ = ["read_positional", "read_scan_table"]
+__all__ = [
+    "PERM_TABLE_NEEDS",
+    "SCAN_TABLE_NEEDS",
+    "read_perm_table",
+    "read_positional",
+    "read_scan_table",
+]
 
 
 def read_positional(path: str | os.PathLike[str], ids: list[str], what: str) -> pd.DataFrame:
@@ -33,8 +41,6 @@ def read_positional(path: str | os.PathLike[str], ids: list[str], what: str) -> 
         df = pd.read_csv(
             p, sep=r"\s+", header=None, na_values=["NA", "-9"], dtype=str, encoding="utf-8-sig"
         )
-    except pd.errors.EmptyDataError:
-        raise FileFormatError(f"{what} file {str(path)!r} is empty") from None
     except (OSError, pd.errors.ParserError, ValueError) as exc:
         raise FileFormatError(
             f"cannot read {what} file {str(path)!r}: {parser_error(exc)}"
@@ -76,33 +82,7 @@ def read_scan_table(
 ) -> pd.DataFrame:
     """A table written by ``lmmlite scan``: TSV/CSV (``chr`` and ``marker`` kept as text), a
     Parquet file or a Parquet dataset folder; refused without the columns ``needs``."""
-    p = Path(path)
-    if not p.exists():
-        raise FileFormatError(f"scan file {str(path)!r} does not exist")
-    if p.name.lower().endswith(".parquet"):
-        try:
-            table = pd.read_parquet(p)
-        except (OSError, ValueError) as exc:
-            raise FileFormatError(
-                f"cannot read the Parquet scan {str(path)!r}: {' '.join(str(exc).split())}"
-            ) from None
-    else:
-        existing_file(p, "scan")
-        sep = separator_for(p)
-        head = head_lines(p, "scan", lines=1)
-        if head and sep not in head[0]:
-            raise FileFormatError(
-                f"scan file {str(path)!r} does not look {'comma' if sep == ',' else 'tab'}-"
-                "separated as its extension says (lmmlite scan writes .tsv with tabs)"
-            )
-        try:
-            table = pd.read_csv(
-                p, sep=sep, na_values=["NA"], dtype={"chr": str, "marker": str, "trait": str}
-            )
-        except (OSError, pd.errors.ParserError, ValueError) as exc:
-            raise FileFormatError(
-                f"cannot read scan file {str(path)!r}: {parser_error(exc)}"
-            ) from None
+    table = _read_results(path, "scan", "scan", {"chr": str, "marker": str, "trait": str})
     missing = [c for c in needs if c not in table.columns]
     if missing:
         raise FileFormatError(
@@ -111,3 +91,93 @@ def read_scan_table(
             f"{', ...' if table.shape[1] > 8 else ''})"
         )
     return table
+
+
+def read_peaks_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A table written by ``lmmlite peaks`` (TSV/CSV or Parquet), with at least ``trait``,
+    ``chr``, ``pos``, ``marker`` and ``lod``."""
+    table = _read_results(path, "peaks", "peaks", {"chr": str, "marker": str, "trait": str})
+    missing = [c for c in ("trait", "chr", "pos", "marker", "lod") if c not in table.columns]
+    if missing:
+        raise FileFormatError(
+            f"peaks file {str(path)!r} lacks the column(s) {', '.join(missing)} of a table "
+            "written by lmmlite peaks"
+        )
+    return table
+
+
+#: Columns a permutation table must have (``region`` and ``length`` come together or not at all).
+PERM_TABLE_NEEDS = ("trait", "perm", "max_lod")
+
+
+def read_perm_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A permutation table (``lmmlite perm``): TSV/CSV (``.gz`` too) or Parquet, with the
+    columns ``trait`` (read as text), ``perm``, ``max_lod`` (numbers; NA allowed) and,
+    for separate X permutations, both ``region`` (text, ``A`` or ``X``) and ``length``."""
+    table = _read_results(path, "permutation", "perm", {"trait": str, "region": str})
+    missing = [c for c in PERM_TABLE_NEEDS if c not in table.columns]
+    if missing:
+        raise FileFormatError(
+            f"permutation file {str(path)!r} lacks the column(s) {', '.join(missing)} (a "
+            "permutation table has trait, perm, max_lod[, region, length]; it has "
+            f"{', '.join(map(str, table.columns[:8]))}{', ...' if table.shape[1] > 8 else ''})"
+        )
+    if ("region" in table.columns) != ("length" in table.columns):
+        raise FileFormatError(
+            f"permutation file {str(path)!r} has only one of the columns region and length: "
+            "separate X permutations need both"
+        )
+    if table["trait"].isna().any():
+        row = int(np.flatnonzero(table["trait"].isna().to_numpy())[0])
+        raise FileFormatError(f"permutation file {str(path)!r} has no trait on row {row + 1}")
+    table["trait"] = table["trait"].astype(str)
+    numeric = ["max_lod", *(["length"] if "length" in table.columns else [])]
+    for col in numeric:
+        values = pd.to_numeric(table[col], errors="coerce")
+        bad = values.isna() & table[col].notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise FileFormatError(
+                f"permutation file {str(path)!r}: {col} is not a number on row {row + 1} "
+                f"({table[col].iat[row]!r})"
+            )
+        table[col] = values.astype(float)
+    if "region" in table.columns:
+        table["region"] = table["region"].astype(str)
+        odd = sorted(set(table["region"]) - {"A", "X"})
+        if odd:
+            raise FileFormatError(
+                f"permutation file {str(path)!r}: region must be A or X; found {odd[:5]}"
+            )
+    return table
+
+
+def _read_results(
+    path: str | os.PathLike[str], what: str, command: str, dtype: dict[str, type]
+) -> pd.DataFrame:
+    """A results table: TSV/CSV (by extension; the ``dtype`` columns as given), a Parquet file
+    or a Parquet dataset folder."""
+    p = Path(path)
+    if not p.exists():
+        raise FileFormatError(f"{what} file {str(path)!r} does not exist")
+    if p.name.lower().endswith(".parquet"):
+        try:
+            return pd.read_parquet(p)
+        except (OSError, ValueError) as exc:
+            raise FileFormatError(
+                f"cannot read the Parquet {what} {str(path)!r}: {' '.join(str(exc).split())}"
+            ) from None
+    existing_file(p, what)
+    sep = separator_for(p)
+    head = head_lines(p, what, lines=1)
+    if head and sep not in head[0]:
+        raise FileFormatError(
+            f"{what} file {str(path)!r} does not look {'comma' if sep == ',' else 'tab'}-"
+            f"separated as its extension says (lmmlite {command} writes .tsv with tabs)"
+        )
+    try:
+        return pd.read_csv(p, sep=sep, na_values=["NA"], dtype=dtype)
+    except (OSError, pd.errors.ParserError, ValueError) as exc:
+        raise FileFormatError(
+            f"cannot read {what} file {str(path)!r}: {parser_error(exc)}"
+        ) from None
