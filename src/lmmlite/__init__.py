@@ -55,6 +55,7 @@ _EXPORTS = {
     "permutation_test": "permutation",
     "perm_thresholds": "permutation",
     "genome_pvalues": "permutation",
+    "report": "report",
 }
 
 __all__ = [
@@ -92,6 +93,7 @@ __all__ = [
     "loglik_profile",
     "perm_thresholds",
     "permutation_test",
+    "report",
     "scan",
 ]
 
@@ -148,5 +150,6 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from .options import HeritabilityOptions, ScanOptions
     from .peaks import find_peaks
     from .permutation import genome_pvalues, perm_thresholds, permutation_test
+    from .report import report
     from .results import HERITABILITY_COLUMNS, SCAN_COLUMNS, fit_table
     from .scan import scan

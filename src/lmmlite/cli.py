@@ -131,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     _coef_parser(sub)
     _plot_parser(sub)
     _peaks_parser(sub)
+    _report_parser(sub)
     _demo_parser(sub)
     return parser
 
@@ -589,6 +590,47 @@ def _peaks_parser(sub: Any) -> None:
     )
 
 
+def _report_parser(sub: Any) -> None:
+    r = sub.add_parser(
+        "report", help="one interactive HTML page (offline) of a scan, its peaks and heritabilities"
+    )
+    r.add_argument("--scan", metavar="FILE", help="table written by lmmlite scan (or a .parquet)")
+    r.add_argument("--herit", metavar="FILE", help="table written by lmmlite herit")
+    r.add_argument(
+        "--perm", metavar="FILE", help="permutation table: its thresholds replace Bonferroni's"
+    )
+    r.add_argument(
+        "--peaks",
+        metavar="FILE",
+        help="table written by lmmlite peaks, the peaks labelled (default: found above the "
+        "first threshold)",
+    )
+    r.add_argument(
+        "--trait-positions",
+        metavar="FILE",
+        help="trait, chr, pos of each trait (e.g. its gene): the y axis of the plot of all peaks",
+    )
+    r.add_argument(
+        "--alpha",
+        type=_open_unit,
+        action="append",
+        metavar="A",
+        help="genome-wide level of a permutation threshold line (repeatable; 0.05 and 0.2)",
+    )
+    r.add_argument(
+        "--lod-floor",
+        type=_lod,
+        metavar="L",
+        help="a trait with more than --max-points markers shows every marker with LOD >= L "
+        "and thins those below (2)",
+    )
+    r.add_argument(
+        "--max-points", type=_positive, metavar="N", help="markers per trait shown whole (50000)"
+    )
+    r.add_argument("--title", help="the page's title")
+    r.add_argument("--out", required=True, metavar="FILE.html", help="the report")
+
+
 def _demo_parser(sub: Any) -> None:
     d = sub.add_parser("demo", help="simulate data, estimate heritabilities, save a plot")
     d.add_argument(
@@ -1022,6 +1064,25 @@ def _peaks(args: argparse.Namespace) -> None:
     print(f"wrote {len(peaks)} peak(s) of {len(traits)} trait(s) to {args.out}")
 
 
+def _report(args: argparse.Namespace) -> None:
+    from .report import report
+
+    if not args.scan and not args.herit:
+        raise LmmliteError("give --scan, --herit or both")
+    given = {"alpha": args.alpha, "lod_floor": args.lod_floor, "max_points": args.max_points}
+    options = {k: v for k, v in vars(args).items() if k != "command" and v is not None}
+    rep = report(
+        args.scan, herit=args.herit, perm=args.perm, peaks=args.peaks,
+        trait_positions=args.trait_positions, out=args.out, title=args.title,
+        options={"command line": options}, **{k: v for k, v in given.items() if v is not None},
+    )  # fmt: skip
+    shown = f"{rep.shown:,} of {rep.rows:,} scan rows drawn" if rep.rows else "no scan"
+    print(
+        f"wrote {args.out}: {rep.size / 1e6:.1f} MB ({rep.plotly_bytes / 1e6:.1f} MB of it "
+        f"Plotly's JavaScript); {rep.traits:,} trait(s), {shown}"
+    )
+
+
 def _demo(args: argparse.Namespace) -> None:
     import numpy as np
 
@@ -1127,6 +1188,7 @@ _HANDLERS: dict[str, str] = {
     "coef": "_coef",
     "plot": "_plot",
     "peaks": "_peaks",
+    "report": "_report",
     "demo": "_demo",
 }
 
