@@ -133,8 +133,13 @@ def test_heritability__dask_equals_in_process(many_traits, client):
     assert seen[-1][0] == seen[-1][1] >= patterns
     # another batching is another computation (other shapes of Y'U round differently): as
     # for the scan's chunkings, a flat likelihood turns that rounding into up to ~1e-6 in hsq
+    # (Brent's evaluation counts follow that rounding: n_eval is left out, as pandas >= 3
+    # compares integer columns exactly whatever check_exact says)
     whole = lmmlite.heritability(sim.kinship, sim.pheno, sim.covar, tol=1e-8, trait_batch=1000)
-    pd.testing.assert_frame_equal(local, whole, check_exact=False, rtol=1e-5, atol=1e-7)
+    pd.testing.assert_frame_equal(
+        local.drop(columns="n_eval"), whole.drop(columns="n_eval"),
+        check_exact=False, rtol=1e-5, atol=1e-7,
+    )  # fmt: skip
 
 
 @pytest.mark.filterwarnings("ignore::lmmlite.exceptions.BoundaryWarning")

@@ -551,3 +551,18 @@ def test_pvalue_threshold_and_plots_with_permutation_lines(tmp_path, iron):
             assert main(argv) == 2
             continue
         assert main(argv) == 0 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_row_max_scaled_sq__numba_equals_numpy():
+    if not _kernels.NUMBA_ENABLED:
+        pytest.skip("numba kernels disabled")
+    rng = np.random.default_rng(4)
+    C = rng.standard_normal((300, 77))
+    scale = rng.uniform(0.1, 3.0, 77)
+    start = np.full(300, -np.inf)
+    start[:5] = 1e9  # kept where already larger
+    a = _kernels.row_max_scaled_sq(C, scale, start.copy(), use_numba=True)
+    b = _kernels.row_max_scaled_sq(C, scale, start.copy(), use_numba=False)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a[5:], ((C * C) * scale).max(axis=1)[5:])
+    assert (a[:5] == 1e9).all()

@@ -289,7 +289,7 @@ def perm_task(
     scan = work.scan
     if work.pseudo is not None:
         Mt = rotate_chunk(block, scan.geno_rows, block.shape[1], U, scan.interact)[0]
-        best = np.stack([max_lod_rotated(Mt, pn, U) for pn in work.pseudo])
+        best = max_lod_rotated(Mt, work.pseudo, U)
     else:
         best = _permuted_genotypes_max(scan, U, block, work.perms, opts)
     t, P = best.shape

@@ -495,6 +495,18 @@ def _shuffle_rows(block, where, draws):  # pragma: no cover - compiled
             block[r, a] = held
 
 
+def _row_max_scaled_sq(C, scale, out):  # pragma: no cover - compiled
+    """``out[r] = max(out[r], max_j C[r, j]^2 scale[j])`` for every row r of C (P, m)."""
+    P, m = C.shape
+    for r in numba.prange(P):
+        top = out[r]
+        for j in range(m):
+            v = C[r, j] * C[r, j] * scale[j]
+            if v > top:
+                top = v
+        out[r] = top
+
+
 # ---------------------------------------------------------------------------------------------
 # Building the compiled kernels, lazily: numba is imported and a kernel compiled (or loaded from
 # numba's on-disk cache) only when first used.
@@ -529,6 +541,7 @@ _KERNELS = {
     "fit": _fit_items,
     "best": _best_markers,
     "shuffle": _shuffle_rows,
+    "rowmax": _row_max_scaled_sq,
 }
 
 
@@ -886,3 +899,18 @@ def shuffle_rows(block: np.ndarray, where: np.ndarray, draws: np.ndarray, *, use
         held = block[rows, b]
         block[rows, b] = block[:, a]
         block[:, a] = held
+
+
+def row_max_scaled_sq(
+    C: np.ndarray, scale: np.ndarray, out: np.ndarray, *, use_numba=None
+) -> np.ndarray:
+    """``out = max(out, max over columns of C^2 scale)`` row by row, in place (C (P, m),
+    scale (m,), out (P,)): one pass over C. The twin squares, scales and reduces; the products
+    are the same (C C s, in that order), so the two agree bit for bit."""
+    kernel = _compiled("rowmax", C.size, use_numba)
+    if kernel is not None:
+        kernel(C, scale, out)
+        return out
+    if C.shape[1]:
+        np.maximum(out, ((C * C) * scale).max(axis=1), out=out)
+    return out

@@ -51,7 +51,12 @@ __all__ = [
 _LN10 = float(np.log(10.0))
 #: Markers and permutations per block of the rotated method's products (bounds temporaries).
 MARKER_BLOCK = 256
+#: One-column markers: a larger block (no bases formed, one product and one pass per block).
+MARKER_BLOCK_ONE = 1024
 PERM_BLOCK = 4096
+#: A one-column marker whose whitened residual keeps less than this share of its squared norm
+#: has its residual computed again directly (the fast difference of squares loses digits).
+NEAR_COLLINEAR = 1e-6
 
 
 def permutation_entropy(seed: int, ids: list[str], region: str) -> np.random.SeedSequence:
@@ -102,8 +107,8 @@ class PermNull:
     Qa: np.ndarray
     """Orthonormal basis of the whitened (rotated) covariates of the alternative, (n, pa)."""
     Z: np.ndarray
-    """Whitened pseudo-phenotypes, one row per permutation, (P, n): rotated, or
-    (``sample_space``) not."""
+    """Whitened pseudo-phenotypes residualised on the alternative's covariates, one row per
+    permutation, (P, n): rotated, or (``sample_space``) not."""
     sample_space: bool
     """Z is in sample space: a marker's rotated basis B is taken there (U B) before its
     products with Z. Cheaper than rotating Z when the markers' columns are fewer than the
@@ -157,10 +162,12 @@ def perm_null(
         sample_space = False
     elif not sample_space:
         Z = Z @ U  # rotated: row k is (U' r_k)'
-    zz = np.einsum("pn,pn->p", Z, Z)
     Q0z, Qaz = (U @ Q0, U @ Qa) if sample_space and U is not None else (Q0, Qa)
-    rss_0 = _rss(zz, Z, Q0z)
-    rss_a = rss_0 if Qa is Q0 else _rss(zz, Z, Qaz)
+    # residualised on the alternative's covariates (a permuted residual is no longer
+    # orthogonal to them): then z' m = z' (the marker's residual) for any marker column m
+    Z -= (Z @ Qaz) @ Qaz.T
+    rss_a = np.einsum("pn,pn->p", Z, Z)
+    rss_0 = rss_a if Qa is Q0 else _rss(rss_a, Z, Q0z)
     return PermNull(sw=sw, Qa=Qa, Z=Z, sample_space=sample_space, rss_a=rss_a, rss_0=rss_0)
 
 
@@ -193,12 +200,33 @@ def whitened_bases(Mw: np.ndarray, Qa: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.ascontiguousarray(B), keep.any(axis=1)
 
 
-def max_lod_rotated(Mt: np.ndarray, pn: PermNull, U: np.ndarray | None) -> np.ndarray:
-    """The largest LOD over a chunk's markers of each pseudo-phenotype of ``pn``.
+def max_lod_rotated(Mt: np.ndarray, pns: list[PermNull], U: np.ndarray | None) -> np.ndarray:
+    """The largest LOD over a chunk's markers of each pseudo-phenotype of each trait.
 
     ``Mt`` (m, k, n): the chunk's rotated marker columns (as :func:`scan.rotate_chunk` gives
-    them); ``U`` the eigenvectors (for pseudo-phenotypes in sample space). Returns (P,);
-    -inf where no marker is testable."""
+    them); ``pns`` the traits' pseudo-phenotypes; ``U`` the eigenvectors (for
+    pseudo-phenotypes in sample space). Returns (traits, P); -inf where no marker is
+    testable."""
+    n = Mt.shape[2]
+    one_column = Mt.shape[1] == 1
+    Msq = Mt[:, 0, :] * Mt[:, 0, :] if one_column else None
+    out = []
+    for pn in pns:
+        if one_column and not pn.sample_space:
+            assert Msq is not None
+            best = _max_stat_one_column(Mt[:, 0, :], Msq, pn)
+        else:
+            best = _max_stat_bases(Mt, pn, U)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rss1 = np.maximum(pn.rss_a - best, np.finfo(float).tiny * pn.rss_a)
+            lod = n / 2.0 * np.log10(pn.rss_0 / rss1)
+        out.append(np.where(np.isfinite(best), lod, -np.inf))
+    return np.stack(out)
+
+
+def _max_stat_bases(Mt: np.ndarray, pn: PermNull, U: np.ndarray | None) -> np.ndarray:
+    """The largest ``|B_m' z|^2`` over markers (B_m the orthonormal basis of the marker's
+    whitened columns residualised on ``Qa``), per pseudo-phenotype; -inf: none testable."""
     m, k, n = Mt.shape
     P = pn.Z.shape[0]
     best = np.full(P, -np.inf)
@@ -215,10 +243,40 @@ def max_lod_rotated(Mt: np.ndarray, pn: PermNull, U: np.ndarray | None) -> np.nd
             C *= C
             stat = C.reshape(C.shape[0], -1, k).sum(axis=2).max(axis=1)
             np.maximum(best[p0 : p0 + PERM_BLOCK], stat, out=best[p0 : p0 + PERM_BLOCK])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rss1 = np.maximum(pn.rss_a - best, np.finfo(float).tiny * pn.rss_a)
-        lod = n / 2.0 * np.log10(pn.rss_0 / rss1)
-    return np.where(np.isfinite(best), lod, -np.inf)
+    return best
+
+
+def _max_stat_one_column(M: np.ndarray, Msq: np.ndarray, pn: PermNull) -> np.ndarray:
+    """:func:`_max_stat_bases` for one-column markers ``M`` (m, n) (rotated; ``Msq`` their
+    squares), from the markers shared by all traits: with z residualised on ``Qa``,
+    ``(z' b_m)^2 = ((z sw)' m)^2 / d_m``, ``d_m = |r_m|^2`` the squared norm of the whitened
+    marker's residual on ``Qa``. ``d_m = (sw^2)' m^2 - |(Qa sw)' m|^2``, recomputed from the
+    residual itself where it is small (the difference of nearly equal numbers)."""
+    m = M.shape[0]
+    P = pn.Z.shape[0]
+    best = np.full(P, -np.inf)
+    w2 = pn.sw * pn.sw
+    Qs = (pn.Qa * pn.sw[:, None]).T  # (pa, n)
+    Zs = pn.Z * pn.sw  # (P, n)
+    tiny = np.finfo(float).tiny
+    for s in range(0, m, MARKER_BLOCK_ONE):
+        Mb = M[s : s + MARKER_BLOCK_ONE]
+        norm2 = Msq[s : s + MARKER_BLOCK_ONE] @ w2  # |sw m|^2
+        proj = Qs @ Mb.T  # (pa, mb)
+        d = norm2 - np.einsum("am,am->m", proj, proj)
+        near = d <= NEAR_COLLINEAR * norm2
+        if near.any():  # nearly in the covariates' span: the residual itself
+            Mw = Mb[near] * pn.sw
+            R = Mw - (Mw @ pn.Qa) @ pn.Qa.T
+            d[near] = np.einsum("mn,mn->m", R, R)
+        ok = np.sqrt(np.maximum(d, 0.0)) > COLLINEAR_RTOL * np.maximum(np.sqrt(norm2), tiny)
+        if not ok.any():
+            continue
+        scale = np.where(ok, 1.0 / np.where(ok, d, 1.0), 0.0)
+        for p0 in range(0, P, PERM_BLOCK):
+            C = Zs[p0 : p0 + PERM_BLOCK] @ Mb.T  # (perms, markers)
+            _kernels.row_max_scaled_sq(C, scale, best[p0 : p0 + PERM_BLOCK])
+    return best
 
 
 def stack_permuted(block: np.ndarray, rows: np.ndarray, perms: np.ndarray) -> np.ndarray:
