@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -51,8 +52,10 @@ __all__ = [
 _LN10 = float(np.log(10.0))
 #: Markers and permutations per block of the rotated method's products (bounds temporaries).
 MARKER_BLOCK = 256
-#: One-column markers: a larger block (no bases formed, one product and one pass per block).
-MARKER_BLOCK_ONE = 1024
+#: One-column markers: products of PERM_BLOCK_ONE x MARKER_BLOCK_ONE (512 KiB, in cache for
+#: the pass over them that follows).
+MARKER_BLOCK_ONE = 128
+PERM_BLOCK_ONE = 512
 PERM_BLOCK = 4096
 #: A one-column marker whose whitened residual keeps less than this share of its squared norm
 #: has its residual computed again directly (the fast difference of squares loses digits).
@@ -117,6 +120,12 @@ class PermNull:
     """Their residual sums of squares on the alternative's covariates, (P,)."""
     rss_0: np.ndarray
     """... on the null's covariates (those of the alternative, and Xcovar on X), (P,)."""
+
+    @cached_property
+    def Zs(self) -> np.ndarray:
+        """``Z sw`` (rotated only): the products with unwhitened one-column markers (made
+        once per trait, for all its chunks)."""
+        return self.Z * self.sw
 
 
 def perm_null(
@@ -257,25 +266,28 @@ def _max_stat_one_column(M: np.ndarray, Msq: np.ndarray, pn: PermNull) -> np.nda
     best = np.full(P, -np.inf)
     w2 = pn.sw * pn.sw
     Qs = (pn.Qa * pn.sw[:, None]).T  # (pa, n)
-    Zs = pn.Z * pn.sw  # (P, n)
+    Zs = pn.Zs  # (P, n)
     tiny = np.finfo(float).tiny
+    norm2 = Msq @ w2  # |sw m|^2
+    proj = Qs @ M.T  # (pa, m)
+    d = norm2 - np.einsum("am,am->m", proj, proj)
+    near = d <= NEAR_COLLINEAR * norm2
+    if near.any():  # nearly in the covariates' span: the residual itself
+        Mw = M[near] * pn.sw
+        R = Mw - (Mw @ pn.Qa) @ pn.Qa.T
+        d[near] = np.einsum("mn,mn->m", R, R)
+    ok = np.sqrt(np.maximum(d, 0.0)) > COLLINEAR_RTOL * np.maximum(np.sqrt(norm2), tiny)
+    if not ok.any():
+        return best
+    scale = np.where(ok, 1.0 / np.where(ok, d, 1.0), 0.0)
+    # small blocks: each product stays in cache for the pass that follows it
     for s in range(0, m, MARKER_BLOCK_ONE):
         Mb = M[s : s + MARKER_BLOCK_ONE]
-        norm2 = Msq[s : s + MARKER_BLOCK_ONE] @ w2  # |sw m|^2
-        proj = Qs @ Mb.T  # (pa, mb)
-        d = norm2 - np.einsum("am,am->m", proj, proj)
-        near = d <= NEAR_COLLINEAR * norm2
-        if near.any():  # nearly in the covariates' span: the residual itself
-            Mw = Mb[near] * pn.sw
-            R = Mw - (Mw @ pn.Qa) @ pn.Qa.T
-            d[near] = np.einsum("mn,mn->m", R, R)
-        ok = np.sqrt(np.maximum(d, 0.0)) > COLLINEAR_RTOL * np.maximum(np.sqrt(norm2), tiny)
-        if not ok.any():
-            continue
-        scale = np.where(ok, 1.0 / np.where(ok, d, 1.0), 0.0)
-        for p0 in range(0, P, PERM_BLOCK):
-            C = Zs[p0 : p0 + PERM_BLOCK] @ Mb.T  # (perms, markers)
-            _kernels.row_max_scaled_sq(C, scale, best[p0 : p0 + PERM_BLOCK])
+        for p0 in range(0, P, PERM_BLOCK_ONE):
+            C = Zs[p0 : p0 + PERM_BLOCK_ONE] @ Mb.T  # (perms, markers)
+            _kernels.row_max_scaled_sq(
+                C, scale[s : s + MARKER_BLOCK_ONE], best[p0 : p0 + PERM_BLOCK_ONE]
+            )
     return best
 
 
