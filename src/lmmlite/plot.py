@@ -439,7 +439,7 @@ def _draw_qq(ax: Any, pvalues: np.ndarray, col: str) -> None:
                     label="95% band")  # fmt: skip
     ax.plot([0, top], [0, top], color="gray", lw=1)
     ax.plot(expected[keep], observed[keep], ".", color="slateblue", ms=3)
-    median_chi2 = stats.chi2.isf(np.median(p), 1)
+    median_chi2 = float(np.median(stats.chi2.isf(p, 1)))
     lam = median_chi2 / stats.chi2.ppf(0.5, 1)
     ax.text(0.04, 0.96, f"$\\lambda_{{GC}}$ = {lam:.3f}\nn = {n}", transform=ax.transAxes,
             va="top", ha="left", fontsize=10)  # fmt: skip
