@@ -807,8 +807,9 @@ def _kinship(args: argparse.Namespace) -> None:
     )
 
 
-def _scan_inputs(args: argparse.Namespace, src: Any) -> tuple[Any, Any, Any]:
-    """Phenotypes (the selected columns), covariates and kinship of ``lmmlite scan``."""
+def _scan_inputs(args: argparse.Namespace, src: Any) -> tuple[Any, Any, Any, Any, list[str]]:
+    """Phenotypes (the selected columns), covariates, kinship, Xcovar and the interactive
+    covariates of ``lmmlite scan`` and ``lmmlite perm``."""
     if args.pheno:
         P = _table(args, src, args.pheno, "pheno")
     elif args.bfile:
@@ -828,22 +829,29 @@ def _scan_inputs(args: argparse.Namespace, src: Any) -> tuple[Any, Any, Any]:
         from .io.kinship import read_kinship
 
         K = read_kinship(args.kinship, src.samples)
-    return P, C, K
+    Xc = _table(args, src, args.xcovar, "xcovar") if args.xcovar else None
+    intcovar = [c.strip() for c in args.intcovar.split(",")] if args.intcovar else []
+    return P, C, K, Xc, intcovar
+
+
+def _dataset_out(args: argparse.Namespace) -> bool:
+    """Check ``--out`` (and ``--resume``) of scan and perm: True for a Parquet dataset folder
+    (``NAME.parquet``), False for a table."""
+    folder = args.out.lower().endswith(".parquet")
+    if args.resume and not folder:
+        raise LmmliteError("--resume needs --out NAME.parquet (a dataset folder)")
+    _check_out(args, args.out, folder=folder, table=not folder)
+    return folder
 
 
 def _scan(args: argparse.Namespace) -> None:
-    from .io.tables import atomic_write, separator_for
+    from .io.tables import write_table
     from .scan import scan
 
     out_path = args.out
-    folder = out_path.lower().endswith(".parquet")
-    if args.resume and not folder:
-        raise LmmliteError("--resume needs --out NAME.parquet (a dataset folder)")
-    _check_out(args, out_path, folder=folder, table=not folder)
+    folder = _dataset_out(args)
     src = _source(args)
-    P, C, K = _scan_inputs(args, src)
-    Xc = _table(args, src, args.xcovar, "xcovar") if args.xcovar else None
-    intcovar = [c.strip() for c in args.intcovar.split(",")] if args.intcovar else []
+    P, C, K, Xc, intcovar = _scan_inputs(args, src)
     with _dask_client(args) as client:
         table = scan(
             src, P, C,
@@ -860,8 +868,7 @@ def _scan(args: argparse.Namespace) -> None:
         print(f"wrote {rows}{what}, to the Parquet dataset {out_path}")
         return
     assert table is not None  # a table is returned without an output folder
-    sep = separator_for(out_path)
-    atomic_write(out_path, lambda tmp: table.to_csv(tmp, sep=sep, index=False, na_rep="NA"))
+    write_table(table, out_path, index=False)
     print(f"wrote {len(table)} rows ({what}) to {out_path}")
 
 
@@ -881,22 +888,17 @@ def _strata(args: argparse.Namespace, src: Any) -> Any:
 
 
 def _perm(args: argparse.Namespace) -> None:
-    from .io.tables import atomic_write, separator_for, write_table
+    from .io.tables import write_table
     from .permutation import ALPHAS, perm_thresholds, permutation_test
 
     out_path = args.out
-    folder = out_path.lower().endswith(".parquet")
-    if args.resume and not folder:
-        raise LmmliteError("--resume needs --out NAME.parquet (a dataset folder)")
     if args.alpha and not args.thresholds and not args.plot:
         raise LmmliteError("--alpha needs --thresholds or --plot (where the thresholds go)")
-    _check_out(args, out_path, folder=folder, table=not folder)
+    folder = _dataset_out(args)
     _check_out(args, args.thresholds)
     _check_out(args, args.plot, table=False)
     src = _source(args)
-    P, C, K = _scan_inputs(args, src)
-    Xc = _table(args, src, args.xcovar, "xcovar") if args.xcovar else None
-    intcovar = [c.strip() for c in args.intcovar.split(",")] if args.intcovar else []
+    P, C, K, Xc, intcovar = _scan_inputs(args, src)
     with _dask_client(args) as client:
         table = permutation_test(
             src, P, C,
@@ -921,8 +923,7 @@ def _perm(args: argparse.Namespace) -> None:
     if folder:
         print(f"wrote {len(table)} rows ({what}, seed {seed}) to the Parquet dataset {out_path}")
     else:
-        sep = separator_for(out_path)
-        atomic_write(out_path, lambda tmp: table.to_csv(tmp, sep=sep, index=False, na_rep="NA"))
+        write_table(table, out_path, index=False)
         print(f"wrote {len(table)} rows ({what}, seed {seed}) to {out_path}")
     if args.thresholds:
         write_table(thresholds, args.thresholds, index=False)

@@ -82,6 +82,13 @@ def _region_shares(perm: pd.DataFrame) -> dict[str, float]:
     return {str(r): float(v) / total for r, v in lengths.items()}
 
 
+def region_level(alpha: float, share: float) -> float:
+    """The level of a region with ``share`` = L_r / L of the genome's length for a genome-wide
+    level ``alpha``: ``1 - (1 - alpha)^share`` (R/qtl2's ``perm_Xsp``). With ``1 / share``,
+    the inverse: a region's p-value as a genome-wide one."""
+    return 1.0 - (1.0 - alpha) ** share
+
+
 def perm_thresholds(perm: pd.DataFrame, alpha: Sequence[float] = ALPHAS) -> pd.DataFrame:
     """LOD thresholds per trait (and region) at genome-wide levels ``alpha``.
 
@@ -110,7 +117,7 @@ def perm_thresholds(perm: pd.DataFrame, alpha: Sequence[float] = ALPHAS) -> pd.D
         row: dict[str, object] = dict(zip(keys, key, strict=True))
         row["n_perm"] = values.size
         for a in alphas:
-            level = 1.0 - (1.0 - a) ** share
+            level = region_level(a, share)
             row[f"{a:g}"] = np.quantile(values, 1.0 - level) if values.size else np.nan
         rows.append(row)
     return pd.DataFrame(rows, columns=[*keys, "n_perm", *(f"{a:g}" for a in alphas)])
@@ -135,7 +142,7 @@ def perm_pvalue_threshold(
         values = values[np.isfinite(values)]
         if not values.size:
             raise InputError(f"no permutation p-values for trait {trait!r} (min_p is NA)")
-        level = 1.0 - (1.0 - alpha) ** shares.get(str(region), 1.0)
+        level = region_level(alpha, shares.get(str(region), 1.0))
         out[str(region)] = float(np.quantile(values, level))
     return out if shares else out[""]
 
@@ -173,7 +180,7 @@ def genome_pvalues(
         above = v.size - np.searchsorted(v, value, side="left")
         p = (1.0 + above) / (1.0 + v.size)
         if regions is not None:
-            p = 1.0 - (1.0 - p) ** (1.0 / shares[str(key[1])])
+            p = region_level(p, 1.0 / shares[str(key[1])])
         out[i] = p
     return out
 

@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 from ._version import __version__
-from .exceptions import FileFormatError, InputError
-from .io.tables import atomic_write, existing_file, head_lines, separator_for, sha256_file
+from .exceptions import InputError
+from .io.tables import atomic_write, sha256_file
 
 __all__ = [
     "GRID",
@@ -273,31 +273,8 @@ def bonferroni_lod(n_tests: int, *, df: int = 1, alpha: float = 0.05) -> float:
 # ---------------------------------------------------------------------------------------------
 # Inputs: tables or files, each with its provenance record
 
-
-def _read_file(path: str | os.PathLike[str], what: str) -> pd.DataFrame:
-    """A CSV/TSV table (by extension) or a Parquet file/dataset folder."""
-    p = Path(path)
-    if p.name.lower().endswith(".parquet"):
-        if not p.exists():
-            raise FileFormatError(f"{what} file {str(path)!r} does not exist")
-        try:
-            return pd.read_parquet(p)
-        except (OSError, ValueError) as exc:
-            raise FileFormatError(
-                f"cannot read the Parquet {what} {str(path)!r}: {' '.join(str(exc).split())}"
-            ) from None
-    existing_file(p, what)
-    head_lines(p, what, lines=1)
-    try:
-        return pd.read_csv(
-            p,
-            sep=separator_for(p),
-            na_values=["NA"],
-            keep_default_na=True,
-            dtype={"trait": str, "chr": str, "marker": str},
-        )
-    except (OSError, pd.errors.ParserError, ValueError) as exc:
-        raise FileFormatError(f"cannot read {what} file {str(path)!r}: {exc}") from None
+#: Columns read as text from a table file.
+_TEXT: dict[str, type] = {"trait": str, "chr": str, "marker": str}
 
 
 def _checksum(path: Path) -> dict[str, Any]:
@@ -870,7 +847,7 @@ def report(
                 if isinstance(v, (str, os.PathLike))
             ],
         )
-    from .io.phenotypes import read_perm_table, read_scan_table
+    from .io.phenotypes import read_peaks_table, read_perm_table, read_results, read_scan_table
 
     inputs: list[dict[str, Any]] = []
     tables: dict[str, pd.DataFrame | None] = {}
@@ -880,10 +857,14 @@ def report(
             scan,
             lambda p: read_scan_table(p, needs=("trait", "chr", "pos", "marker", "lod")),
         ),
-        ("heritability", herit, lambda p: _read_file(p, "heritability")),
+        ("heritability", herit, lambda p: read_results(p, "heritability", "herit", _TEXT)),
         ("permutations", perm, read_perm_table),
-        ("peaks", peaks, lambda p: _read_file(p, "peaks")),
-        ("trait positions", trait_positions, lambda p: _read_file(p, "trait positions")),
+        ("peaks", peaks, read_peaks_table),
+        (
+            "trait positions",
+            trait_positions,
+            lambda p: read_results(p, "trait positions", dtype=_TEXT),
+        ),
     ):
         tables[name], record = _load(value, name, reader)
         if record is not None:

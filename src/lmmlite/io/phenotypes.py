@@ -25,8 +25,10 @@ from .tables import existing_file, head_lines, parser_error, separator_for
 __all__ = [
     "PERM_TABLE_NEEDS",
     "SCAN_TABLE_NEEDS",
+    "read_peaks_table",
     "read_perm_table",
     "read_positional",
+    "read_results",
     "read_scan_table",
 ]
 
@@ -82,7 +84,7 @@ def read_scan_table(
 ) -> pd.DataFrame:
     """A table written by ``lmmlite scan``: TSV/CSV (``chr`` and ``marker`` kept as text), a
     Parquet file or a Parquet dataset folder; refused without the columns ``needs``."""
-    table = _read_results(path, "scan", "scan", {"chr": str, "marker": str, "trait": str})
+    table = read_results(path, "scan", "scan", {"chr": str, "marker": str, "trait": str})
     missing = [c for c in needs if c not in table.columns]
     if missing:
         raise FileFormatError(
@@ -96,7 +98,7 @@ def read_scan_table(
 def read_peaks_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     """A table written by ``lmmlite peaks`` (TSV/CSV or Parquet), with at least ``trait``,
     ``chr``, ``pos``, ``marker`` and ``lod``."""
-    table = _read_results(path, "peaks", "peaks", {"chr": str, "marker": str, "trait": str})
+    table = read_results(path, "peaks", "peaks", {"chr": str, "marker": str, "trait": str})
     missing = [c for c in ("trait", "chr", "pos", "marker", "lod") if c not in table.columns]
     if missing:
         raise FileFormatError(
@@ -114,7 +116,7 @@ def read_perm_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     """A permutation table (``lmmlite perm``): TSV/CSV (``.gz`` too) or Parquet, with the
     columns ``trait`` (read as text), ``perm``, ``max_lod`` (numbers; NA allowed) and,
     for separate X permutations, both ``region`` (text, ``A`` or ``X``) and ``length``."""
-    table = _read_results(path, "permutation", "perm", {"trait": str, "region": str})
+    table = read_results(path, "permutation", "perm", {"trait": str, "region": str})
     missing = [c for c in PERM_TABLE_NEEDS if c not in table.columns]
     if missing:
         raise FileFormatError(
@@ -152,11 +154,15 @@ def read_perm_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     return table
 
 
-def _read_results(
-    path: str | os.PathLike[str], what: str, command: str, dtype: dict[str, type]
+def read_results(
+    path: str | os.PathLike[str],
+    what: str,
+    command: str | None = None,
+    dtype: dict[str, type] | None = None,
 ) -> pd.DataFrame:
     """A results table: TSV/CSV (by extension; the ``dtype`` columns as given), a Parquet file
-    or a Parquet dataset folder."""
+    or a Parquet dataset folder. ``command``: the lmmlite command that writes such tables (for
+    the message on a file separated otherwise than its extension says)."""
     p = Path(path)
     if not p.exists():
         raise FileFormatError(f"{what} file {str(path)!r} does not exist")
@@ -171,9 +177,10 @@ def _read_results(
     sep = separator_for(p)
     head = head_lines(p, what, lines=1)
     if head and sep not in head[0]:
+        writer = f" (lmmlite {command} writes .tsv with tabs)" if command else ""
         raise FileFormatError(
             f"{what} file {str(path)!r} does not look {'comma' if sep == ',' else 'tab'}-"
-            f"separated as its extension says (lmmlite {command} writes .tsv with tabs)"
+            f"separated as its extension says{writer}"
         )
     try:
         return pd.read_csv(p, sep=sep, na_values=["NA"], dtype=dtype)
