@@ -164,3 +164,63 @@ def test_kernels__same_numbers_serial_parallel_and_one_at_a_time():
         ]
     np.testing.assert_array_equal(par, ser)
     np.testing.assert_array_equal(ser[::97], one)
+
+
+@pytest.mark.parametrize("use_numba", [True, False])
+def test_fit_items__per_item_intervals_are_each_a_scalar_brent_search(use_numba):
+    """One interval per item: each item's search is R's optimize on its own interval."""
+    from lmmlite.core.brent import brent_fmin
+
+    n, p, k, t, mk, tol = 80, 1, 1, 6, 6, 1e-9
+    lam, Q, Yt, Mt, ldm = _data(n, p, k, t, mk, seed=11)
+    iy, im = np.arange(t), np.arange(t)
+    lo = np.array([0.0, 0.1, 0.25, 0.5, 0.0, 0.9])
+    hi = np.array([1.0, 0.3, 0.5, 0.75, 0.05, 1.0])
+    x, _, _, done = _kernels.fit_items(
+        iy, im, lam, Q, Yt, Mt, ldm, True, lo, hi, tol, use_numba=use_numba
+    )
+    assert done.all()
+    for j in range(t):
+
+        def f(h, j=j):
+            return -_kernels.loglik_items(
+                np.array([h]), iy[j : j + 1], im[j : j + 1], lam, Q, Yt, Mt, ldm, True,
+                use_numba=use_numba,
+            )[0]  # fmt: skip
+
+        assert lo[j] <= x[j] <= hi[j]
+        assert x[j] == pytest.approx(brent_fmin(f, lo[j], hi[j], tol), abs=10 * tol)
+
+
+@pytest.mark.parametrize(("p", "k"), [(1, 1), (2, 1), (3, 2)])
+@pytest.mark.parametrize("reml", [True, False])
+def test_shared_h_grams__equal_the_kernels_per_item_likelihoods(p, k, reml):
+    """The exact scan's grid stage (matrix products for all items at one heritability) against
+    the compiled per-item likelihood, at every grid point, the interval's ends included."""
+    from types import SimpleNamespace
+
+    from lmmlite.core.scan import HSQ_MAX, profile_loglik, shared_h_grams
+
+    n, t, mk, m = 150, 3, 5, 40
+    lam, Q, Yt, Mt, ldm = _data(n, p, k, t, mk, seed=5 + p + k)
+    rng = np.random.default_rng(2)
+    iy, im = rng.integers(0, t, m), rng.integers(0, mk, m)
+    null = SimpleNamespace(model=SimpleNamespace(lam=lam, Q=Q, Yt=Yt))
+    grid = np.array([0.0, 0.2, 0.6, 0.95, HSQ_MAX])
+    G, L = shared_h_grams(null, grid, iy, im, Mt)
+    ll = profile_loglik(G, L[:, None], n, reml, ldm[im])
+    for g, h in enumerate(grid):
+        want = _kernels.loglik_items(np.full(m, h), iy, im, lam, Q, Yt, Mt, ldm, reml)
+        np.testing.assert_allclose(ll[g], want, rtol=1e-10)
+        G1, L1 = _kernels.gram_items(np.full(m, h), iy, im, lam, Q, Yt, Mt)
+        np.testing.assert_allclose(G[g], G1, rtol=1e-10, atol=1e-10 * np.abs(G1).max())
+        assert L[g] == pytest.approx(L1[0], rel=1e-12)
+
+
+def test_profile_loglik__nan_where_the_covariates_are_singular():
+    from lmmlite.core.scan import profile_loglik
+
+    G = np.array([[1.0, 1.0, 0.5], [1.0, 1.0, 0.5], [0.5, 0.5, 2.0]])  # rank-1 X'SX
+    assert np.isnan(profile_loglik(G[None], np.zeros(1), 10, True, np.zeros(1)))[0]
+    G2 = np.array([[2.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.4]])  # rss < 0
+    assert np.isnan(profile_loglik(G2[None], np.zeros(1), 10, False, np.zeros(1)))[0]

@@ -371,3 +371,33 @@ def test_scan__equals_a_naive_dense_gls_scan(mode):
             diff = np.abs(np.log10(got[col].to_numpy()) - np.log10(want[col].to_numpy()))
             assert diff.max() <= NAIVE_EXACT_LOG10P_ATOL, (col, diff.max())
     assert want.groupby("trait")["lod"].max()[["t0", "t1"]].min() > 3  # a real QTL is tested
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ["rs#1, A, T, 0, NA, 2", "rsNA, A, T, 0.5, 1, 1.5"],  # comma-separated, NA, '#'
+        ["rs1 A T 0 NA 2", "rsNA A T 0.5 1 1.5"],  # whitespace-separated
+        ["rs1,A,T,0,NA,2", "rsNA, A , T,0.5 , 1,1.5"],  # spaces here and there
+        ["rs1, A, T, 0, NA, 2", "rsNA A T 0.5 1 1.5"],  # mixed lines
+    ],
+)
+def test_bimbam__fast_parser_reads_what_the_field_splitter_reads(tmp_path, lines):
+    (tmp_path / "g.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "a.txt").write_text(
+        "rs#1 100 1\nrsNA 200 1\n" if "#" in lines[0] else "rs1 100 1\nrsNA 200 1\n"
+    )
+    src = BimbamSource(tmp_path / "g.txt", tmp_path / "a.txt")
+    got = next(src.iter_runs([(0, 2)]))[:, 0, :].T
+    want = np.array([[0.0, np.nan, 2.0], [0.5, 1.0, 1.5]])
+    np.testing.assert_array_equal(got, want)
+    assert list(src.markers["marker"]) == [lines[0].split(",")[0].split()[0], "rsNA"]
+    assert list(src.markers["allele1"]) == ["A", "A"]
+
+
+def test_bimbam__bad_dose_is_named(tmp_path):
+    (tmp_path / "g.txt").write_text("rs1, A, T, 0, 1, 2\nrs2, A, T, 0, x1, 1\n")
+    (tmp_path / "a.txt").write_text("rs1 100 1\nrs2 200 1\n")
+    src = BimbamSource(tmp_path / "g.txt", tmp_path / "a.txt")
+    with pytest.raises(FileFormatError, match=r"rs2.*'x1'"):
+        next(src.iter_runs([(0, 2)]))

@@ -386,8 +386,9 @@ def _fit_items(
     neval_out,
     done_out,
 ):
-    """Brent's search (R's Brent_fmin, step for step) of every item, in lockstep within blocks
-    of ``_FIT_BLOCK`` items; blocks run in parallel. Minimises -loglik (NaN taken as +inf)."""
+    """Brent's search (R's Brent_fmin, step for step) of every item on its own interval
+    ``[lower[j], upper[j]]``, in lockstep within blocks of ``_FIT_BLOCK`` items; blocks run in
+    parallel. Minimises -loglik (NaN taken as +inf)."""
     m = iy.shape[0]
     n = lam.shape[0]
     c = Q.shape[0] + Mt.shape[1] + 1
@@ -397,8 +398,8 @@ def _fit_items(
         nb = min(m, j0 + _FIT_BLOCK) - j0
         s = np.empty(n)
         G = np.empty((c, c))
-        a = np.full(nb, lower)
-        b = np.full(nb, upper)
+        a = lower[j0 : j0 + nb].copy()
+        b = upper[j0 : j0 + nb].copy()
         v = a + golden * (b - a)
         w = v.copy()
         x = v.copy()
@@ -670,17 +671,17 @@ def _residualise_numpy(yT, Q):
     return coef, out
 
 
-def brent_lockstep(f, m: int, lower: float, upper: float, tol: float):
+def brent_lockstep(f, m: int, lower, upper, tol: float):
     """Brent's minimiser (R's ``Brent_fmin``, step for step) of ``m`` independent functions
     at once: the NumPy twin of the compiled search :func:`_fit_items`, for any objective.
 
     ``f(x, idx)`` returns the values of items ``idx`` at points ``x``; the items still running
     are evaluated together, one call of ``f`` per iteration. Each item visits exactly the
-    points the scalar :func:`lmmlite.core.brent.brent_fmin` visits. Returns ``(x, fx, n_eval,
-    converged)``.
+    points the scalar :func:`lmmlite.core.brent.brent_fmin` visits. ``lower`` and ``upper``:
+    one interval for all, or one per item. Returns ``(x, fx, n_eval, converged)``.
     """
-    a = np.full(m, float(lower))
-    b = np.full(m, float(upper))
+    a = np.broadcast_to(np.asarray(lower, dtype=float), (m,)).copy()
+    b = np.broadcast_to(np.asarray(upper, dtype=float), (m,)).copy()
     v = a + _GOLDEN * (b - a)
     w = v.copy()
     x = v.copy()
@@ -823,8 +824,9 @@ def residualise(yT: np.ndarray, Q: np.ndarray, *, use_numba=None):
 
 def fit_items(iy, im, lam, Q, Yt, Mt, logdet_mm, reml, lower, upper, tol, *, use_numba=None):
     """Brent's search (R's ``optimize``, step for step) of the heritability of every item on
-    ``[lower, upper]``, maximising its log likelihood (NaN taken as -inf); arguments as
-    :func:`loglik_items`. Returns ``(x, -loglik, n_eval, converged)``.
+    ``[lower, upper]`` (floats, or one interval per item), maximising its log likelihood (NaN
+    taken as -inf); arguments as :func:`loglik_items`. Returns ``(x, -loglik, n_eval,
+    converged)``.
 
     The compiled kernel runs the items in lockstep within cache-sized blocks, blocks in
     parallel; its twin is :func:`brent_lockstep` over :func:`loglik_items`' twin.
@@ -844,8 +846,10 @@ def fit_items(iy, im, lam, Q, Yt, Mt, logdet_mm, reml, lower, upper, tol, *, use
     fx = np.empty(m)
     neval = np.empty(m, dtype=np.int64)
     done = np.empty(m, dtype=bool)
+    lower = np.ascontiguousarray(np.broadcast_to(np.asarray(lower, dtype=float), (m,)))
+    upper = np.ascontiguousarray(np.broadcast_to(np.asarray(upper, dtype=float), (m,)))
     kernel(
-        iy, im, lam, Q, Yt, Mt, logdet_mm, reml, float(lower), float(upper), tol / 3.0,
+        iy, im, lam, Q, Yt, Mt, logdet_mm, reml, lower, upper, tol / 3.0,
         _SQRT_EPS, _GOLDEN, x, fx, neval, done,
     )  # fmt: skip
     return x, fx, neval, done

@@ -64,6 +64,7 @@ __all__ = [
 #: treated as untestable (monomorphic or collinear with the covariates).
 COLLINEAR_RTOL = 1e-8
 _LN10 = float(np.log(10.0))
+_LOG_2PI = math.log(2.0 * math.pi)
 #: Upper bound of hsq in the scan's fits: GEMMA's lambda = vg/ve <= 1e5. With a singular
 #: kinship whose null space lies in the covariates' span (a centred kinship and an intercept),
 #: the ML likelihood grows without bound as hsq -> 1 (like -log(1 - hsq) / 2); null and
@@ -266,20 +267,141 @@ def _rss_and_effects(G: np.ndarray, p: int, k: int, split: int | None = None):
     return rss0, rss1, coef[:, p:], Ainv[:, p:, p:]
 
 
-def _search(null: NullModel, iy, im, Mt, logdet_mm, reml: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Per-item Brent search of hsq (as fit_lmm, with the boundary check); returns (h, loglik)."""
+#: Heritabilities at which every item's ML and REML log likelihoods are evaluated together,
+#: with matrix products, before its searches (the interval's ends included): each Brent search
+#: then runs on the two grid intervals around the item's best grid point, and the ends' values
+#: serve its boundary check.
+GRID_POINTS = 17
+#: Items whose grid evaluations are formed at once (bounds the products' memory).
+_GRID_BLOCK = 512
+
+
+def shared_h_grams(null: NullModel, hs: np.ndarray, iy, im, Mt) -> tuple[np.ndarray, np.ndarray]:
+    """Z'SZ of every item at each heritability of ``hs`` (the same for all items), with
+    Z = [Q', M_im, y_iy] as in :func:`lmmlite.core._kernels.loglik_items`, and the log
+    determinant sum(log d) at each: ``(G (len(hs), m, c, c), L (len(hs),))``. The weighted
+    products of all items are matrix products with the (n, len(hs)) weights."""
     lam, Q, Yt = null.model.lam, null.model.Q, null.model.Yt
-    h, fx, _, _ = _kernels.fit_items(
-        iy, im, lam, Q, Yt, Mt, logdet_mm, reml, 0.0, HSQ_MAX, null.tol
-    )
-    h = h.copy()
-    ll = -fx
-    for edge in (0.0, HSQ_MAX):
-        le = _kernels.loglik_items(np.full(h.shape, edge), iy, im, lam, Q, Yt, Mt, logdet_mm, reml)
-        better = le > ll
-        h[better] = edge
-        ll[better] = le[better]
-    return h, ll
+    hs = np.asarray(hs, dtype=float)
+    d = np.multiply.outer(lam, hs) + (1.0 - hs)  # (n, g)
+    W = 1.0 / d
+    L = np.sum(np.log(d), axis=0)
+    p, n = Q.shape
+    k = Mt.shape[1]
+    c = p + k + 1
+    g, m = hs.shape[0], iy.shape[0]
+    out = np.empty((g, m, c, c))
+    ut, t_of = np.unique(iy, return_inverse=True)
+    um, m_of = np.unique(im, return_inverse=True)
+    Y = Yt[ut]
+    M = Mt[um]
+    QQ = ((Q[:, None, :] * Q[None, :, :]).reshape(p * p, n) @ W).reshape(p, p, g)
+    Qy = ((Q[:, None, :] * Y[None, :, :]).reshape(p * len(ut), n) @ W).reshape(p, len(ut), g)
+    yy = (Y * Y) @ W  # (t, g)
+    MQ = ((M[:, :, None, :] * Q[None, None, :, :]).reshape(-1, n) @ W).reshape(len(um), k, p, g)
+    MM = ((M[:, :, None, :] * M[:, None, :, :]).reshape(-1, n) @ W).reshape(len(um), k, k, g)
+    My = ((Mt[im] * Yt[iy][:, None, :]).reshape(m * k, n) @ W).reshape(m, k, g)
+    out[:, :, :p, :p] = np.moveaxis(QQ, 2, 0)[:, None]
+    out[:, :, p : p + k, :p] = np.moveaxis(MQ[m_of], 3, 0)
+    out[:, :, :p, p : p + k] = np.swapaxes(out[:, :, p : p + k, :p], 2, 3)
+    out[:, :, p : p + k, p : p + k] = np.moveaxis(MM[m_of], 3, 0)
+    out[:, :, c - 1, :p] = np.moveaxis(Qy[:, t_of], 2, 0).transpose(0, 2, 1)
+    out[:, :, c - 1, p : p + k] = np.moveaxis(My, 2, 0)
+    out[:, :, :-1, c - 1] = out[:, :, c - 1, :-1]
+    out[:, :, c - 1, c - 1] = yy[t_of].T
+    return out, L
+
+
+def profile_loglik(G: np.ndarray, L: np.ndarray, n: int, reml: bool, logdet_zz) -> np.ndarray:
+    """R/lmmlite's profile log likelihood from Grams ``G`` (..., c, c) of Z = [X-part, y], as
+    the compiled ``_assemble`` does it (Cholesky of the augmented matrix, its last pivot the
+    residual sum of squares), vectorised over the leading axes; NaN where the covariate block
+    is not positive definite or rss <= 0. ``L`` and ``logdet_zz`` broadcast against them."""
+    c = G.shape[-1]
+    r = c - 1
+    A = np.array(G, dtype=float)
+    logdet = np.zeros(G.shape[:-2])
+    ok = np.ones(G.shape[:-2], dtype=bool)
+    rss = np.zeros(G.shape[:-2])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for a in range(c):
+            for b in range(a + 1):
+                v = A[..., a, b].copy()
+                for q in range(b):
+                    v -= A[..., a, q] * A[..., b, q]
+                if a == b and a < r:
+                    ok &= v > 0.0
+                    v = np.sqrt(np.where(v > 0.0, v, np.nan))
+                    logdet += 2.0 * np.log(v)
+                    A[..., a, a] = v
+                elif a == b:
+                    rss = v
+                else:
+                    A[..., a, b] = v / A[..., b, b]
+        ok &= rss > 0.0
+        ll = -0.5 * (L + n * np.log(rss))
+        if reml:
+            ll = ll + 0.5 * (r * (_LOG_2PI + np.log(rss / (n - r))) + logdet_zz - logdet)
+    return np.where(ok, ll, np.nan)
+
+
+def _brackets(ll: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's search interval: the grid intervals either side of its best grid point
+    (the whole grid where every value is NaN). ``ll``: (g, m)."""
+    g = grid.shape[0]
+    filled = np.where(np.isnan(ll), -np.inf, ll)
+    best = np.argmax(filled, axis=0)
+    lo = grid[np.maximum(best - 1, 0)]
+    hi = grid[np.minimum(best + 1, g - 1)]
+    none = np.all(np.isnan(ll), axis=0)
+    return np.where(none, grid[0], lo), np.where(none, grid[-1], hi)
+
+
+def _search_many(
+    null: NullModel, iy, im, Mt, logdet_mm, fits: tuple[bool, ...]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per-item search of hsq on [0, HSQ_MAX], maximising the REML (True) or ML (False) log
+    likelihood for each of ``fits``; returns (h, loglik) per fit.
+
+    Every item is first evaluated on ``GRID_POINTS`` heritabilities (matrix products, shared by
+    the fits); Brent's search (``fit_items``) then runs on the two grid intervals around its best
+    point, and the interval's ends are checked as ``fit_lmm`` checks them: an end whose log
+    likelihood exceeds the search's optimum is taken (its value recomputed by the kernel)."""
+    lam, Q, Yt = null.model.lam, null.model.Q, null.model.Yt
+    n, m = lam.shape[0], iy.shape[0]
+    grid = np.linspace(0.0, HSQ_MAX, GRID_POINTS)
+    lls = {reml: np.empty((GRID_POINTS, m)) for reml in fits}
+    for j0 in range(0, m, _GRID_BLOCK):
+        sl = slice(j0, min(m, j0 + _GRID_BLOCK))
+        G, L = shared_h_grams(null, grid, iy[sl], im[sl], Mt)
+        for reml in fits:
+            lls[reml][:, sl] = profile_loglik(G, L[:, None], n, reml, logdet_mm[im[sl]])
+    out = []
+    for reml in fits:
+        ll_grid = lls[reml]
+        lo, hi = _brackets(ll_grid, grid)
+        h, fx, _, _ = _kernels.fit_items(
+            iy, im, lam, Q, Yt, Mt, logdet_mm, reml, lo, hi, null.tol
+        )  # fmt: skip
+        h = h.copy()
+        ll = -fx
+        for i, edge in ((0, 0.0), (GRID_POINTS - 1, HSQ_MAX)):
+            with np.errstate(invalid="ignore"):
+                cand = np.flatnonzero(~(ll_grid[i] <= ll) & ~np.isnan(ll_grid[i]))
+            if cand.size:
+                le = _kernels.loglik_items(
+                    np.full(cand.size, edge), iy[cand], im[cand], lam, Q, Yt, Mt, logdet_mm, reml
+                )  # fmt: skip
+                better = le > ll[cand]
+                h[cand[better]] = edge
+                ll[cand[better]] = le[better]
+        out.append((h, ll))
+    return out
+
+
+def _search(null: NullModel, iy, im, Mt, logdet_mm, reml: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per-item search of hsq (as fit_lmm, with the boundary check); returns (h, loglik)."""
+    return _search_many(null, iy, im, Mt, logdet_mm, (reml,))[0]
 
 
 def _f_sf(F: np.ndarray, d1: float, d2: float) -> np.ndarray:
@@ -468,8 +590,9 @@ def _exact_mode(null: NullModel, pairs: _Pairs, reml: bool, split: int | None = 
     additive model's ML fit is searched per pair too, for the interaction's LRT."""
     iy, im, Mt, logdet_mm = pairs
     p, k, n = null.model.p, Mt.shape[1], Mt.shape[2]
-    h_ml, ll_ml = _search(null, iy, im, Mt, logdet_mm, False)
-    h_reml = _search(null, iy, im, Mt, logdet_mm, True)[0] if reml else h_ml
+    searched = _search_many(null, iy, im, Mt, logdet_mm, (False, True) if reml else (False,))
+    h_ml, ll_ml = searched[0]
+    h_reml = searched[1][0] if reml else h_ml
     Gm, _ = _grams(null, h_reml, iy, im, Mt)
     rss0, rss1, beta, Ainv, *rest = _rss_and_effects(Gm, p, k, split)
     Gs, _ = _grams(null, null.hsq_ml[iy], iy, im, Mt)

@@ -425,14 +425,27 @@ class BimbamSource(GenotypeSource):
         return line.replace(",", " ").split()
 
     def _scan_names(self) -> tuple[list[str], int]:
+        """Markers and alleles, and the number of fields checked on every line. A
+        comma-separated file (spaces allowed around the commas) has its commas counted and is
+        split only at its first three here (its doses are parsed later); any other layout is
+        split in full."""
         names: list[str] = []
         a1: list[str] = []
         a0: list[str] = []
         n_fields = None
+        self._commas = False
+        commas = -1  # commas per line of a comma-separated file
         with _open_text(self.path) as fh:
             for lineno, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue
+                if self._commas and line.count(",") == commas:
+                    head = [f.strip() for f in line.split(",", 3)[:3]]
+                    if all(f and len(f.split()) == 1 for f in head):
+                        names.append(head[0])
+                        a1.append(head[1])
+                        a0.append(head[2])
+                        continue
                 fields = self._split(line)
                 if n_fields is None:
                     n_fields = len(fields)
@@ -441,6 +454,8 @@ class BimbamSource(GenotypeSource):
                             f"{str(self.path)!r} line {lineno}: expected marker, allele1, "
                             f"allele0 and doses; got {n_fields} field(s)"
                         )
+                    self._commas = line.count(",") == n_fields - 1
+                    commas = n_fields - 1
                 elif len(fields) != n_fields:
                     raise FileFormatError(
                         f"{str(self.path)!r} line {lineno} ({fields[0]}): {len(fields)} fields "
@@ -466,9 +481,33 @@ class BimbamSource(GenotypeSource):
 
     def _parse(self, lines: Iterator[str], start: int, stop: int) -> np.ndarray:
         """Doses of markers start:stop from the next stop - start lines, as (n, 1, m)."""
-        block = np.empty((stop - start, len(self.samples)))
-        for r in range(stop - start):
-            fields = self._split(next(lines))[3:]
+        raw = list(itertools.islice(lines, stop - start))
+        n = len(self.samples)
+        try:  # NumPy's C parser
+            if self._commas:  # the doses after the third comma; loadtxt checks their number
+                text = "".join([ln.split(",", 3)[3] for ln in raw]).replace("NA", "nan")
+                block = np.loadtxt(io.StringIO(text), delimiter=",", ndmin=2, comments=None)
+            else:  # fields counted when the file was opened
+                text = "".join(raw).replace(",", " ").replace("NA", "nan")
+                block = np.loadtxt(
+                    io.StringIO(text), usecols=range(3, 3 + n), ndmin=2, comments=None
+                )
+            if block.shape != (len(raw), n):
+                raise ValueError("unexpected shape")
+        except (ValueError, IndexError):  # say which line or dose is wrong
+            block = self._parse_slowly(raw, start)
+        _check_doses(block, self.markers["marker"].iloc[start:stop], self.samples, self.path)
+        return block.T[:, None, :].copy()
+
+    def _parse_slowly(self, raw: list[str], start: int) -> np.ndarray:
+        block = np.empty((len(raw), len(self.samples)))
+        for r, line in enumerate(raw):
+            fields = self._split(line)[3:]
+            if len(fields) != len(self.samples):
+                raise FileFormatError(
+                    f"{str(self.path)!r} marker {self.markers['marker'].iat[start + r]}: "
+                    f"{len(fields)} doses where the first line has {len(self.samples)}"
+                )
             try:
                 block[r] = [np.nan if f == "NA" else float(f) for f in fields]
             except ValueError:
@@ -477,8 +516,7 @@ class BimbamSource(GenotypeSource):
                     f"{str(self.path)!r} marker {self.markers['marker'].iat[start + r]}: dose "
                     f"{bad!r} is not a number (NA for missing)"
                 ) from None
-        _check_doses(block, self.markers["marker"].iloc[start:stop], self.samples, self.path)
-        return block.T[:, None, :].copy()
+        return block
 
     def _read(self, start: int, stop: int) -> np.ndarray:
         with _open_text(self.path) as fh:
