@@ -5,7 +5,7 @@ genotypes 0/2 along 20 chromosomes, traits with a cis-like QTL each). Times lmml
 (fixed hsq = null REML per trait, as BulkLMM's exact null-per-trait scan, keep="max")
 in-process and on a 2-worker LocalCluster.
 
-    python bench/bench_eqtl.py
+    python bench/bench_eqtl.py [--hsq-grid 0.01] [--no-cluster]
 """
 
 from __future__ import annotations
@@ -45,7 +45,17 @@ def simulate(n=79, m=7321, t=35556, seed=1):
 
 
 def main() -> None:
-    argparse.ArgumentParser(description=__doc__).parse_args()
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument(
+        "--hsq-grid",
+        type=float,
+        action="append",
+        default=[],
+        metavar="STEP",
+        help="also time the opt-in hsq grid of this step (repeatable), with its LOD error",
+    )
+    ap.add_argument("--no-cluster", action="store_true", help="skip the LocalCluster runs")
+    args = ap.parse_args()
     src, P = simulate()
     K = kinship(src)
     rows = []
@@ -57,6 +67,20 @@ def main() -> None:
         best = lmmlite.scan(src, P, **kw)
         times.append(time.perf_counter() - t0)
     rows.append(("in-process, 2 cores", min(times), len(best)))
+    grid_err = []
+    for step in args.hsq_grid:
+        lmmlite.scan(src, P.iloc[:, :100], hsq_grid=step, **kw)
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            approx = lmmlite.scan(src, P, hsq_grid=step, **kw)
+            times.append(time.perf_counter() - t0)
+        rows.append((f"in-process, --hsq-grid {step:g}", min(times), len(approx)))
+        d = np.abs(approx["lod"].to_numpy() - best["lod"].to_numpy())
+        grid_err.append((step, float(np.max(d)), float(np.median(d))))
+    if args.no_cluster:
+        _report(P, src, rows, best, None, grid_err)
+        return
     from lmmlite.distributed import local_client
 
     client = local_client(2)
@@ -69,6 +93,10 @@ def main() -> None:
     rows.append(("LocalCluster, 2 workers x 1 thread", min(times), len(best2)))
     diff = float(np.max(np.abs(best["lod"].to_numpy() - best2["lod"].to_numpy())))
     client.close()
+    _report(P, src, rows, best, diff, grid_err)
+
+
+def _report(P, src, rows, best, diff, grid_err) -> None:
     print(
         f"\neQTL shape: {P.shape[0]} samples x {P.shape[1]} traits x {src.n_markers} markers,"
         " keep=max (best of 3)"
@@ -76,7 +104,13 @@ def main() -> None:
     print(f"{'run':40s} {'seconds':>8s} {'traits':>7s}  vs BulkLMM.jl 16 threads (2.11 s)")
     for name, sec, n in rows:
         print(f"{name:40s} {sec:8.2f} {n:7d}  {sec / 2.11:.2f}x its time")
-    print(f"max |LOD difference| in-process vs workers: {diff:.2e}")
+    if diff is not None:
+        print(f"max |LOD difference| in-process vs workers: {diff:.2e}")
+    for step, worst, med in grid_err:
+        print(
+            f"--hsq-grid {step:g}: |LOD - exact null hsq's LOD| of each trait's best marker: "
+            f"max {worst:.2e}, median {med:.2e}"
+        )
     h = best["hsq"].to_numpy()
     print(
         f"traits whose null hsq is 0 (they share one set of weighted products): "

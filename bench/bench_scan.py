@@ -1,6 +1,7 @@
 """Benchmark: genome scan of a simulated PLINK fileset against GEMMA and FaST-LMM (issue 3).
 
     python bench/bench_scan.py [--samples 2000] [--snps 100000] [--no-fastlmm]
+    python bench/bench_scan.py --bfile DATA/mouse_hs1940   # GEMMA's mouse GWAS example
 
 In one run, on the same simulated data (bench/make_plink.py) and the same kinship (GEMMA's
 ``-gk 1`` file):
@@ -10,7 +11,7 @@ In one run, on the same simulated data (bench/make_plink.py) and the same kinshi
 - ``lmmlite scan`` (``--mode fixed``) against the rotation alone (eigendecomposition, reading
   the genotypes and the product U'G: the unavoidable cost) and against FaST-LMM's
   ``single_snp`` (its own virtual environment, ``bench/out/fastlmm-venv``, made on first use
-  with ``pip install fastlmm six``).
+  with ``pip install fastlmm six``; or the Python named by ``FASTLMM_PYTHON``).
 
 Wall time and peak memory (max RSS) of each command come from ``/usr/bin/time -v`` where
 available, else from ``resource``.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -90,6 +92,8 @@ def _timed(cmd: list[str], **kw) -> tuple[float, float, subprocess.CompletedProc
 
 
 def _fastlmm_python() -> Path:
+    if os.environ.get("FASTLMM_PYTHON"):  # an existing environment with fastlmm
+        return Path(os.environ["FASTLMM_PYTHON"])
     venv = OUT / "fastlmm-venv"
     py = venv / "bin" / "python"
     if not py.exists():
@@ -106,9 +110,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--snps", type=int, default=100_000)
     ap.add_argument("--no-fastlmm", action="store_true")
     ap.add_argument("--no-gemma", action="store_true")
+    ap.add_argument(
+        "--bfile",
+        metavar="PREFIX",
+        help="a PLINK fileset to use instead of simulating one (phenotype: the .fam's 6th "
+        "column), e.g. GEMMA's example/mouse_hs1940",
+    )
     args = ap.parse_args(argv)
     OUT.mkdir(exist_ok=True)
-    prefix = OUT / f"sim{args.samples}x{args.snps}"
+    if args.bfile:
+        prefix = OUT / Path(args.bfile).name
+        for ext in (".bed", ".bim", ".fam"):  # GEMMA writes beside the data: work on copies
+            if not Path(str(prefix) + ext).exists():
+                shutil.copy(args.bfile + ext, str(prefix) + ext)
+    else:
+        prefix = OUT / f"sim{args.samples}x{args.snps}"
     if not Path(str(prefix) + ".bed").exists():
         print(f"simulating {prefix} ...", file=sys.stderr)
         subprocess.run(
@@ -135,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             capture_output=True,
         )
     lmm = [sys.executable, "-m", "lmmlite", "scan", "--bfile", str(prefix), "--kinship", str(kin)]
+    lmm += ["--pheno-col", "1"]  # the .fam's first phenotype, as GEMMA's -n 1 and FaST-LMM here
     rows = []
     # warm the numba cache so that compilation is not timed
     _timed([*lmm, "--mode", "exact", "--out", str(OUT / "warm.tsv")])
@@ -178,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             [str(py), "-c", FASTLMM, str(prefix), str(kin), str(OUT / "fastlmm.tsv")]
         )
         rows.append(["FaST-LMM single_snp", t_f, rss_f])
-    print(f"\n{args.samples} samples x {args.snps} SNPs, wall seconds and peak memory")
+    shape = prefix.name if args.bfile else f"{args.samples} samples x {args.snps} SNPs"
+    print(f"\n{shape}, wall seconds and peak memory (whole process)")
     print(f"{'command':<38} {'seconds':>9} {'peak MiB':>9}")
     for name, t, rss in rows:
         print(f"{name:<38} {t:>9.1f} {rss:>9.0f}")

@@ -55,6 +55,13 @@ def test_scan_cli__plink_fam_phenotype_equals_api(tmp_path, i188):
     np.testing.assert_allclose(got["p_wald"], want["p_wald"], rtol=1e-9)
 
 
+def test_scan_cli__hsq_grid_holds_grid_values(tmp_path, i188):
+    out = tmp_path / "scan.tsv"
+    assert main(["scan", "--bfile", str(i188), "--hsq-grid", "0.1", "--out", str(out)]) == 0
+    h = pd.read_csv(out, sep="\t")["hsq"].to_numpy()
+    np.testing.assert_allclose(h * 10, np.round(h * 10), atol=1e-9)
+
+
 def test_scan_cli__gemma_bare_kinship_and_positional_files_equal_gemma(tmp_path, bxd_kinship_txt):
     # gemma -g BXD_geno.txt.gz -p BXD_pheno.txt -c BXD_covariates2.txt -a BXD_snps.txt
     #       -k BXD.cXX.txt -lmm 4 -o BXD_lmm4 (GEMMA double-centres the kinship: --center-kinship)
@@ -114,6 +121,20 @@ def test_plot_cli__writes_a_non_blank_png(tmp_path, kind):
             "matches neither",
         ),
         (["scan", "--bfile", "{i188}", "--out", "o.xyz"], "extension"),
+        (
+            [
+                "scan",
+                "--bfile",
+                "{i188}",
+                "--mode",
+                "exact",
+                "--hsq-grid",
+                "0.01",
+                "--out",
+                "o.tsv",
+            ],
+            "mode='fixed'",
+        ),
         (["scan", "--bfile", "{i188}", "--pheno-col", "3", "--out", "o.tsv"], "out of range"),
         (
             ["kinship", "--bfile", "{i188}", "--loco", "--out", "k.tsv"],

@@ -401,3 +401,52 @@ def test_bimbam__bad_dose_is_named(tmp_path):
     src = BimbamSource(tmp_path / "g.txt", tmp_path / "a.txt")
     with pytest.raises(FileFormatError, match=r"rs2.*'x1'"):
         next(src.iter_runs([(0, 2)]))
+
+
+def test_scan__hsq_grid_holds_the_rounded_null_hsq_as_a_naive_gls_scan_does():
+    """--hsq-grid: each trait's null REML hsq rounded to the grid is held; every statistic is
+    that of a dense GLS scan at the rounded hsq."""
+    from reference.gls import naive_scan
+
+    rng = np.random.default_rng(21)
+    n, m, t, step = 60, 80, 4, 0.05
+    ids = [f"s{i}" for i in range(n)]
+    G = rng.binomial(2, rng.uniform(0.1, 0.9, m), size=(n, m)).astype(float)
+    Z = G - G.mean(axis=0)
+    K = Z @ Z.T / m + 0.05 * np.eye(n)
+    X = np.ones((n, 1))
+    Y = np.linalg.cholesky(0.5 * K + 0.5 * np.eye(n)) @ rng.normal(size=(n, t))
+    Y[:, 0] += G[:, 3] - 1.0
+    Y[rng.random((n, t)) < 0.05] = np.nan
+    markers = pd.DataFrame({"marker": [f"m{j}" for j in range(m)], "chr": "1", "pos": range(m)})
+    args = (
+        ArraySource(G, ids, markers),
+        pd.DataFrame(Y, index=ids, columns=[f"t{j}" for j in range(t)]),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", lmmlite.BoundaryWarning)
+        kin = pd.DataFrame(K, index=ids, columns=ids)
+        got = scan(*args, kinship=kin, hsq_grid=step)
+        plain = scan(*args, kinship=kin)
+    want = naive_scan(G, K, Y, X, mode="fixed", markers=list(range(m)), hsq_grid=step)
+    got = got.set_index(["trait", "marker"]).loc[
+        pd.MultiIndex.from_frame(want[["trait", "marker"]])
+    ]
+    h = got["hsq"].to_numpy()
+    np.testing.assert_allclose(h, want["hsq"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(h / step, np.round(h / step), rtol=0, atol=1e-9)
+    assert not np.allclose(h, plain.set_index(["trait", "marker"]).loc[got.index, "hsq"])
+    for col in ("se", "p_wald", "p_lrt", "p_score"):
+        np.testing.assert_allclose(got[col], want[col], rtol=NAIVE_FIXED_RTOL, err_msg=col)
+    np.testing.assert_allclose(got["lod"], want["lod"], rtol=NAIVE_FIXED_RTOL, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [({"hsq_grid": 0.0}, "grid step"), ({"hsq_grid": 0.7}, "grid step"),
+     ({"hsq_grid": 0.01, "mode": "exact"}, "mode='fixed'")],
+)  # fmt: skip
+def test_scan__bad_hsq_grid_is_refused(kw, match):
+    src, K, pheno, covar, *_ = _data()
+    with pytest.raises(lmmlite.InputError, match=match):
+        scan(src, pheno, covar, kinship=K, **kw)

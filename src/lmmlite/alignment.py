@@ -9,6 +9,7 @@ analyse the samples present everywhere; then the dropped ids are named in a warn
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -90,7 +91,7 @@ def numeric_frame(df: Any, what: str, error: type[InputError] = InputError) -> p
                 examples.append(str(c))
         raise error(f"{what} has non-numeric column(s): {', '.join(examples)}")
     names = [str(c) for c in df.columns]
-    dup = sorted({c for c in names if names.count(c) > 1})
+    dup = sorted(c for c, k in Counter(names).items() if k > 1)
     if dup:
         raise error(f"{what} has duplicated column names: {format_values(dup)}")
     return pd.DataFrame(df.to_numpy(dtype=float), index=sample_ids(df.index, what), columns=names)
@@ -268,18 +269,22 @@ def align(
     ``pheno`` and ``covar`` come from :func:`numeric_frame`; ``available`` maps each other
     input to its sample ids (see :func:`match_samples`).
     """
-    infinite = [c for c in pheno.columns if np.isinf(pheno[c].to_numpy()).any()]
+    vals = pheno.to_numpy(dtype=float)  # column checks on the whole array at once
+    cols = list(pheno.columns)
+    infinite = [cols[j] for j in np.flatnonzero(np.isinf(vals).any(axis=0))]
     if infinite:
         raise PhenotypeError(
             f"phenotypes have infinite values in column(s) {format_values(infinite)}"
         )
-    huge = [c for c in pheno.columns if np.nanmax(np.abs(pheno[c].to_numpy()), initial=0) > MAX_ABS]
+    with np.errstate(invalid="ignore"):
+        big = np.any(np.abs(vals) > MAX_ABS, axis=0)
+    huge = [cols[j] for j in np.flatnonzero(big)]
     if huge:
         raise PhenotypeError(
             f"phenotype(s) {format_values(huge)} have values beyond {MAX_ABS:g} in size, too "
             "large for sums of squares in double precision: rescale them"
         )
-    empty = [c for c in pheno.columns if pheno[c].notna().sum() == 0]
+    empty = [cols[j] for j in np.flatnonzero(np.isnan(vals).all(axis=0))]
     if empty:
         raise PhenotypeError(f"phenotype(s) with no observed values: {format_values(empty)}")
     _warn_missing_codes(pheno)

@@ -308,6 +308,14 @@ def _scan_parser(sub: Any) -> None:
         help="fixed: null hsq held fixed (default); exact: hsq re-estimated per "
         "marker as GEMMA -lmm 4",
     )
+    s.add_argument(
+        "--hsq-grid",
+        type=float,
+        metavar="STEP",
+        help="fixed mode, opt-in: hold each trait's null hsq rounded to this grid (e.g. 0.01), "
+        "so that traits of one grid value share their products: faster for many traits; "
+        "LODs change slightly (see the README)",
+    )
     s.add_argument("--ml", action="store_true", help="ML instead of REML for the Wald test's hsq")
     _add_scan_layout(s, _SCAN.trait_batch)
     s.add_argument(
@@ -856,7 +864,8 @@ def _scan(args: argparse.Namespace) -> None:
         table = scan(
             src, P, C,
             kinship=K, loco=args.loco, xcovar=Xc, intcovar=intcovar,
-            kinship_scale=args.kinship_scale, mode=args.mode, reml=not args.ml,
+            kinship_scale=args.kinship_scale, mode=args.mode, hsq_grid=args.hsq_grid,
+            reml=not args.ml,
             samples=args.samples, center_kinship=args.center_kinship,
             chunk_size=args.chunk_size, trait_batch=args.trait_batch, keep=args.keep,
             threshold=args.threshold, out=out_path if folder else None, resume=args.resume,

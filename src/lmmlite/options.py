@@ -135,9 +135,23 @@ class ScanOptions:
     intcovar: tuple[str, ...] = ()
     """Covariates (their column names) that interact with the marker: R/qtl2's ``intcovar``,
     GEMMA's ``-gxe``."""
+    hsq_grid: float | None = None
+    """``fixed`` mode, opt-in: hold each trait's null hsq rounded to this grid step (e.g. 0.01),
+    so that traits of one grid value share their weighted marker products (BulkLMM.jl's
+    idea; many traits scan faster). None (default): each trait's own null hsq."""
 
     def __post_init__(self) -> None:
         _choice("mode", self.mode, ("fixed", "exact"))
+        if self.hsq_grid is not None:
+            step = self.hsq_grid
+            if isinstance(step, bool) or not isinstance(step, numbers.Real) or not 0 < step <= 0.5:
+                raise InputError(f"hsq_grid must be a grid step in (0, 0.5]; got {step!r}")
+            if self.mode != "fixed":
+                raise InputError(
+                    "hsq_grid applies to mode='fixed' (the null hsq held); mode='exact' "
+                    "re-estimates hsq at every marker"
+                )
+            object.__setattr__(self, "hsq_grid", float(step))
         _flag("reml", self.reml)
         _choice("keep", self.keep, ("all", "peaks", "max"))
         if not (isinstance(self.threshold, numbers.Real) and not math.isnan(self.threshold)):

@@ -47,6 +47,7 @@ def scan(
     intcovar: Sequence[str] = (),
     kinship_scale: float = _DEFAULT.kinship_scale,
     mode: Literal["fixed", "exact"] = _DEFAULT.mode,
+    hsq_grid: float | None = _DEFAULT.hsq_grid,
     reml: bool = _DEFAULT.reml,
     samples: Literal["strict", "drop"] = _DEFAULT.samples,
     intercept: bool | None = _DEFAULT.intercept,
@@ -103,6 +104,13 @@ def scan(
     mode
         ``"fixed"``: the null REML hsq held fixed (R/qtl2, FaST-LMM); ``"exact"``: hsq
         re-estimated at every marker, REML for the Wald test and ML for the LRT (GEMMA -lmm 4).
+    hsq_grid
+        ``fixed`` mode, opt-in: hold each trait's null hsq rounded to the nearest multiple of
+        this step (e.g. 0.01; at most ``HSQ_MAX`` = 1e5/(1+1e5)), so that traits sharing a grid
+        value share their weighted marker products (BulkLMM.jl's idea): faster for many traits
+        with different heritabilities. The ``hsq`` column then holds the rounded value. The
+        LOD error this implies is measured in ``bench/bench_eqtl.py`` and documented in the
+        README. None (default): each trait's own null hsq, exactly.
     reml
         ``False``: the Wald test's hsq is estimated by ML instead of REML (both modes).
     samples
@@ -161,6 +169,7 @@ def scan(
     """
     opts = ScanOptions(
         mode=mode,
+        hsq_grid=hsq_grid,
         reml=reml,
         keep=keep,
         threshold=threshold,

@@ -71,10 +71,18 @@ def fit(K: np.ndarray, y: np.ndarray, X: np.ndarray, *, reml: bool) -> tuple[flo
 
 
 def naive_scan(
-    G: np.ndarray, K: np.ndarray, Y: np.ndarray, X: np.ndarray, *, mode: str, markers: list[int]
+    G: np.ndarray,
+    K: np.ndarray,
+    Y: np.ndarray,
+    X: np.ndarray,
+    *,
+    mode: str,
+    markers: list[int],
+    hsq_grid: float | None = None,
 ) -> pd.DataFrame:
     """Tests of markers ``markers`` (columns of G, NaN = missing) against every trait (columns
-    of Y, NaN = missing): one row per (trait, marker)."""
+    of Y, NaN = missing): one row per (trait, marker). ``hsq_grid`` (fixed mode): the null hsq
+    rounded to the nearest multiple of this step (at most 1e5 / (1 + 1e5)) is held."""
     rows = []
     ln10 = np.log(10.0)
     for j in range(Y.shape[1]):
@@ -83,6 +91,8 @@ def naive_scan(
         n, p = Xj.shape
         nu = n - p - 1
         h0 = fit(Kj, y, Xj, reml=True)[0]
+        if hsq_grid is not None:
+            h0 = min(round(h0 / hsq_grid) * hsq_grid, 1e5 / (1 + 1e5))
         h0_ml, l0_ml = fit(Kj, y, Xj, reml=False)
         for m in markers:
             g = G[obs, m].copy()

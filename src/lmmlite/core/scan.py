@@ -53,6 +53,7 @@ __all__ = [
     "fit_null",
     "fixed_hsq",
     "fixed_parts",
+    "grid_hsq",
     "null_fits",
     "rotate_chunk",
     "scan_best",
@@ -781,6 +782,13 @@ def fixed_hsq(null: NullModel, reml: bool, hsq_fixed: np.ndarray | None = None) 
     """The heritabilities a fixed-hsq scan holds: the null REML (or ML) fits by default."""
     default = null.hsq_reml if reml else null.hsq_ml
     return default if hsq_fixed is None else np.asarray(hsq_fixed, dtype=float)
+
+
+def grid_hsq(h: np.ndarray, step: float) -> np.ndarray:
+    """Heritabilities rounded to the nearest multiple of ``step`` (at most ``HSQ_MAX``): the
+    values an ``hsq_grid`` scan holds (NaN stays NaN)."""
+    r = np.round(np.round(np.asarray(h, dtype=float) / step) * step, 12)
+    return np.minimum(r, HSQ_MAX)
 
 
 def _fixed_blocks(null: NullModel, Mt: np.ndarray, parts: FixedParts):

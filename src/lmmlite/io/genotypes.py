@@ -20,6 +20,7 @@ import io
 import itertools
 import os
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -548,7 +549,7 @@ class DosageSource(GenotypeSource):
         self.samples = header[3:]
         if not self.samples:
             raise FileFormatError(f"dosage file {str(path)!r} has no sample columns")
-        dup = sorted({c for c in self.samples if self.samples.count(c) > 1})
+        dup = sorted(c for c, k in Counter(self.samples).items() if k > 1)
         if dup:
             raise FileFormatError(
                 f"dosage file {str(path)!r} has duplicated sample ids: {', '.join(dup[:10])}"

@@ -78,7 +78,12 @@ def _is_number(field: str) -> bool:
 
 
 def _read_bare(p: Path, first: str, ids: list[str] | None) -> pd.DataFrame:
-    sep = "," if "," in first else r"\s+"
+    if "," in first:
+        sep = ","
+    elif "\t" in first and " " not in first.strip():
+        sep = "\t"  # GEMMA's: a tab between numbers (the quicker parse)
+    else:
+        sep = r"\s+"
     try:
         M = pd.read_csv(p, sep=sep, header=None, dtype=np.float64, encoding="utf-8-sig").to_numpy()
     except (ValueError, pd.errors.ParserError) as exc:

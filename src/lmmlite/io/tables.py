@@ -29,6 +29,7 @@ import stat
 import tempfile
 import threading
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -159,7 +160,7 @@ def read_table(
     header_trailing = len(header) > 1 and header[-1] == "" and ends_empty
     data_trailing = ends_empty and all(len(r) == len(header) + 1 for r in data)
     names = header[1:-1] if header_trailing else header[1:]
-    dup = sorted({c for c in names if names.count(c) > 1 and c})
+    dup = sorted(c for c, k in Counter(names).items() if k > 1 and c)
     if dup:
         raise FileFormatError(
             f"{what} file {str(path)!r} has duplicated column names: {', '.join(dup)}"
