@@ -270,21 +270,21 @@ def align(
     input to its sample ids (see :func:`match_samples`).
     """
     vals = pheno.to_numpy(dtype=float)  # column checks on the whole array at once
-    cols = list(pheno.columns)
-    infinite = [cols[j] for j in np.flatnonzero(np.isinf(vals).any(axis=0))]
+    columns = list(pheno.columns)
+    infinite = [columns[j] for j in np.flatnonzero(np.isinf(vals).any(axis=0))]
     if infinite:
         raise PhenotypeError(
             f"phenotypes have infinite values in column(s) {format_values(infinite)}"
         )
     with np.errstate(invalid="ignore"):
         big = np.any(np.abs(vals) > MAX_ABS, axis=0)
-    huge = [cols[j] for j in np.flatnonzero(big)]
+    huge = [columns[j] for j in np.flatnonzero(big)]
     if huge:
         raise PhenotypeError(
             f"phenotype(s) {format_values(huge)} have values beyond {MAX_ABS:g} in size, too "
             "large for sums of squares in double precision: rescale them"
         )
-    empty = [cols[j] for j in np.flatnonzero(np.isnan(vals).all(axis=0))]
+    empty = [columns[j] for j in np.flatnonzero(np.isnan(vals).all(axis=0))]
     if empty:
         raise PhenotypeError(f"phenotype(s) with no observed values: {format_values(empty)}")
     _warn_missing_codes(pheno)
