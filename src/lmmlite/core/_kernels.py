@@ -174,13 +174,69 @@ def _column(a, p, k, Q, Mt, im, y):  # pragma: no cover - compiled
     return y
 
 
+def _wdot3(s, x0, x1, x2, G):  # pragma: no cover - compiled
+    """The lower triangle of Z'SZ for three columns in one pass (each sum in sample order):
+    the columns are read once, not once per product."""
+    g00 = g10 = g11 = g20 = g21 = g22 = 0.0
+    for i in range(s.shape[0]):
+        w = s[i]
+        a = x0[i]
+        b = x1[i]
+        c = x2[i]
+        wa = w * a
+        wb = w * b
+        wc = w * c
+        g00 += wa * a
+        g10 += wb * a
+        g11 += wb * b
+        g20 += wc * a
+        g21 += wc * b
+        g22 += wc * c
+    G[0, 0] = g00
+    G[1, 0] = g10
+    G[1, 1] = g11
+    G[2, 0] = g20
+    G[2, 1] = g21
+    G[2, 2] = g22
+
+
+def _wdot2(s, x0, x1, G):  # pragma: no cover - compiled
+    """As :func:`_wdot3` for two columns."""
+    g00 = g10 = g11 = 0.0
+    for i in range(s.shape[0]):
+        w = s[i]
+        a = x0[i]
+        b = x1[i]
+        wa = w * a
+        wb = w * b
+        g00 += wa * a
+        g10 += wb * a
+        g11 += wb * b
+    G[0, 0] = g00
+    G[1, 0] = g10
+    G[1, 1] = g11
+
+
 def _gram(h, lam, Q, Mt, im, y, s, G):  # pragma: no cover - compiled
     """Fill the lower triangle of G with Z'SZ, Z = [Q', M_im, y]; return sum(log d). ``s``
-    is scratch of length n."""
+    is scratch of length n. Two or three columns (an intercept and a marker, or a null model
+    with one or two covariates: the common cases) take one fused pass over the samples."""
     p = Q.shape[0]
     k = Mt.shape[1]
     c = p + k + 1
     L = _weights(h, lam, s)
+    if c == 3:
+        _wdot3(
+            s,
+            _column(0, p, k, Q, Mt, im, y),
+            _column(1, p, k, Q, Mt, im, y),
+            _column(2, p, k, Q, Mt, im, y),
+            G,
+        )
+        return L
+    if c == 2:
+        _wdot2(s, _column(0, p, k, Q, Mt, im, y), _column(1, p, k, Q, Mt, im, y), G)
+        return L
     for a in range(c):
         za = _column(a, p, k, Q, Mt, im, y)
         for b in range(a + 1):
@@ -516,7 +572,7 @@ numba: Any = None  # the numba module, once imported (the kernels' prange refers
 _BUILT: dict[str, Any] = {}
 _BUILD_LOCK = threading.Lock()
 _ANNOUNCED = False
-#: No fast-math flags: every sum is taken in the order written (vectorised through explicit
+#: No fast-math flags: every sum is taken in the order written (sample order, or explicit
 #: lanes), so the numbers do not depend on how a kernel was built (serial or parallel, freshly
 #: compiled or loaded from numba's cache), and Brent's decisions see exact IEEE arithmetic.
 _OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
@@ -526,6 +582,8 @@ _HELPERS = (
     "_logdet_tail",
     "_weights",
     "_wdot",
+    "_wdot2",
+    "_wdot3",
     "_column",
     "_gram",
     "_assemble",
