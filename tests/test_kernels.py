@@ -224,3 +224,50 @@ def test_profile_loglik__nan_where_the_covariates_are_singular():
     assert np.isnan(profile_loglik(G[None], np.zeros(1), 10, True, np.zeros(1)))[0]
     G2 = np.array([[2.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.4]])  # rss < 0
     assert np.isnan(profile_loglik(G2[None], np.zeros(1), 10, False, np.zeros(1)))[0]
+
+
+@pytest.mark.parametrize("narrow", [None, 1e-9])  # the default first interval; one that misses
+@pytest.mark.parametrize("reml", [True, False])
+def test_search_many__finds_the_maximum_of_a_fine_grid(monkeypatch, narrow, reml):
+    """The exact scan's per-item search (grid, narrow interval around the grid parabola's
+    vertex, the grid intervals where the optimum lies beyond it, the ends) against the best
+    of 4,001 likelihood evaluations per item; with a first interval too narrow to hold any
+    optimum, every item takes the second search and still lands on the maximum."""
+    from types import SimpleNamespace
+
+    from lmmlite.core import scan as core_scan
+
+    calls = []
+    fit = _kernels.fit_items
+
+    def counted(iy, *args, **kw):
+        calls.append(len(iy))
+        return fit(iy, *args, **kw)
+
+    monkeypatch.setattr(_kernels, "fit_items", counted)
+    if narrow is not None:
+        monkeypatch.setattr(core_scan, "_NARROW", narrow)
+    n, p, k, t, mk, m = 60, 1, 1, 4, 30, 60
+    rng = np.random.default_rng(8)
+    lam = np.sort(rng.gamma(0.4, 2.5, n))[::-1].copy()
+    lam[-3:] = 0.0  # a singular kinship, as a centred one is
+    Q = np.linalg.qr(rng.standard_normal((n, p)))[0].T.copy()
+    h_true = np.array([0.0, 0.3, 0.8, 0.97])
+    Yt = rng.standard_normal((t, n)) * np.sqrt(h_true[:, None] * lam + 1 - h_true[:, None])
+    Yt -= (Yt @ Q.T) @ Q
+    Mt = rng.standard_normal((mk, k, n))
+    Mt -= np.einsum("mkn,pn->mkp", Mt, Q) @ Q
+    ldm = np.log(np.einsum("mkn,mkn->m", Mt, Mt))
+    iy, im = np.repeat(np.arange(t), m // t), rng.integers(0, mk, m)
+    null = SimpleNamespace(model=SimpleNamespace(lam=lam, Q=Q, Yt=Yt), tol=1e-7)
+    ((h, ll),) = core_scan._search_many(null, iy, im, Mt, ldm, (reml,))
+    fine = np.linspace(0.0, core_scan.HSQ_MAX, 4001)
+    grid_ll = np.array(
+        [_kernels.loglik_items(np.full(m, x), iy, im, lam, Q, Yt, Mt, ldm, reml) for x in fine]
+    )
+    best = np.nanmax(grid_ll, axis=0)
+    assert np.all(ll >= best - 1e-9 * np.abs(best))  # at least as high as any grid point
+    np.testing.assert_allclose(h, fine[np.nanargmax(grid_ll, axis=0)], atol=2.5e-4)
+    assert len(np.unique(np.round(h, 2))) > 3  # optima spread over [0, 1], ends included
+    if narrow is not None:  # nearly every item needed its second search
+        assert len(calls) == 2 and calls[1] > m // 2

@@ -44,6 +44,7 @@ import numpy as np
 from scipy import special
 
 from . import _kernels
+from .brent import GOLDEN, SQRT_EPS
 from .model import RotatedModel
 from .results import CHUNK_STATS, ChunkScan, InteractionScan
 
@@ -346,16 +347,35 @@ def profile_loglik(G: np.ndarray, L: np.ndarray, n: int, reml: bool, logdet_zz) 
     return np.where(ok, ll, np.nan)
 
 
-def _brackets(ll: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each item's search interval: the grid intervals either side of its best grid point
-    (the whole grid where every value is NaN). ``ll``: (g, m)."""
-    g = grid.shape[0]
+#: Width, in grid steps, of the first search interval around the grid parabola's vertex.
+_NARROW = 0.06
+
+
+def _brackets(ll: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Each item's search intervals: ``(lo, hi)``, the grid intervals either side of its best
+    grid point (the whole grid where every value is NaN), and ``(a, b)``, a narrow interval
+    within it whose golden-section point, where Brent starts, is the vertex of the parabola
+    through the best grid point and its neighbours (``(lo, hi)`` where there is no such
+    vertex). ``ll``: (g, m)."""
+    g, m = ll.shape
     filled = np.where(np.isnan(ll), -np.inf, ll)
     best = np.argmax(filled, axis=0)
-    lo = grid[np.maximum(best - 1, 0)]
-    hi = grid[np.minimum(best + 1, g - 1)]
     none = np.all(np.isnan(ll), axis=0)
-    return np.where(none, grid[0], lo), np.where(none, grid[-1], hi)
+    lo = np.where(none, grid[0], grid[np.maximum(best - 1, 0)])
+    hi = np.where(none, grid[-1], grid[np.minimum(best + 1, g - 1)])
+    b = np.clip(best, 1, g - 2)
+    cols = np.arange(m)
+    f0, f1, f2 = ll[b - 1, cols], ll[b, cols], ll[b + 1, cols]
+    step = grid[1] - grid[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        curv = f0 - 2.0 * f1 + f2
+        off = 0.5 * step * (f0 - f2) / curv
+    ok = (best == b) & ~none & (curv < 0.0) & (np.abs(off) < step)  # a finite, inner vertex
+    width = _NARROW * step
+    xv = grid[b] + np.where(ok, off, 0.0)
+    a = np.where(ok, np.maximum(xv - GOLDEN * width, lo), lo)
+    bb = np.where(ok, np.minimum(xv + (1.0 - GOLDEN) * width, hi), hi)
+    return lo, hi, a, bb
 
 
 def _search_many(
@@ -380,12 +400,20 @@ def _search_many(
     out = []
     for reml in fits:
         ll_grid = lls[reml]
-        lo, hi = _brackets(ll_grid, grid)
-        h, fx, _, _ = _kernels.fit_items(
-            iy, im, lam, Q, Yt, Mt, logdet_mm, reml, lo, hi, null.tol
-        )  # fmt: skip
+        lo, hi, a, b = _brackets(ll_grid, grid)
+        h, fx, _, _ = _kernels.fit_items(iy, im, lam, Q, Yt, Mt, logdet_mm, reml, a, b, null.tol)
         h = h.copy()
         ll = -fx
+        # an optimum at a narrow interval's inner end lies beyond it: search the grid intervals
+        reach = 4.0 * (SQRT_EPS * np.abs(h) + null.tol / 3.0)
+        out_ = ((h - a < reach) & (a > lo)) | ((b - h < reach) & (b < hi))
+        redo = np.flatnonzero(out_)
+        if redo.size:
+            h2, fx2, _, _ = _kernels.fit_items(
+                iy[redo], im[redo], lam, Q, Yt, Mt, logdet_mm, reml, lo[redo], hi[redo], null.tol
+            )  # fmt: skip
+            h[redo] = h2
+            ll[redo] = -fx2
         for i, edge in ((0, 0.0), (GRID_POINTS - 1, HSQ_MAX)):
             with np.errstate(invalid="ignore"):
                 cand = np.flatnonzero(~(ll_grid[i] <= ll) & ~np.isnan(ll_grid[i]))
