@@ -179,9 +179,14 @@ def rotate_chunk(
     m = G.shape[2]
     missing = np.isnan(G)
     n_miss = missing.any(axis=1).sum(axis=0)  # samples imputed, per marker
-    # an all-missing marker is set to 0 first (no empty mean), and is then monomorphic
-    mean = np.nanmean(np.where(missing.all(axis=0), 0.0, G), axis=0)
-    G = np.where(missing, mean[None], G)
+    # nanmean's arithmetic in fewer passes (an all-missing marker gets 0, and is then
+    # monomorphic); arrays without missing values are left alone
+    if missing.any():
+        count = G.shape[0] - missing.sum(axis=0)
+        mean = np.where(missing, 0.0, G).sum(axis=0) / np.maximum(count, 1)
+        G = np.where(missing, mean[None], G)
+    else:
+        mean = G.sum(axis=0) / G.shape[0]
     mono = np.all(np.ptp(G, axis=0) == 0, axis=0)
     if interact is not None:
         G = np.concatenate(
