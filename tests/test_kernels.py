@@ -143,10 +143,11 @@ def test_fit_items__compiled_search_equals_its_numpy_twin(p, k, reml):
     assert c1.all() and c2.all()
 
 
-def test_kernels__same_numbers_serial_parallel_and_one_at_a_time():
+@pytest.mark.parametrize(("p", "k"), [(2, 1), (1, 1), (1, 0), (2, 0)])  # general, fused
+def test_kernels__same_numbers_serial_parallel_and_one_at_a_time(p, k):
     """Each item's arithmetic does not depend on the build or the batch: the parallel kernel,
     the serial one and one-item calls agree bit for bit."""
-    n, p, k, t, mk = 300, 2, 1, 5, 4
+    n, t, mk = 300, 5, 4
     lam, Q, Yt, Mt, ldm = _data(n, p, k, t, mk, seed=3)
     rng = np.random.default_rng(0)
     m = 2000  # enough work for the parallel build

@@ -201,13 +201,20 @@ def test_rotated_method__equals_a_dense_scan_of_pseudo_phenotypes(miss):
 # --- reproducible: threads, Dask, resume ----------------------------------------------------
 
 
+#: Other trait batches rotate a trait with another BLAS product (a lone trait's is a
+#: matrix-vector product), rounded differently in the last bit; its null hsq, a Brent search
+#: whose last steps are sqrt(eps) x hsq (~1e-8) long, may then stop one step apart, and a
+#: fixed-hsq LOD moves with hsq to first order: ~1e-8 relative, compared at 1e-7.
+BATCH_RTOL = 1e-7
+
+
 @pytest.mark.parametrize("method", ["rotated", "genotypes"])
 def test_same_numbers_whatever_the_threads_chunks_and_trait_order(method):
     src, P, covar, K = _simulate(t=5, miss=True)
     kw = {"kinship": K, "n_perm": 8, "seed": 99, "method": method}
     one = _quiet(permutation_test, src, P, covar, threads=1, chunk_size=7, trait_batch=2, **kw)
     two = _quiet(permutation_test, src, P, covar, threads=2, chunk_size=11, trait_batch=5, **kw)
-    pd.testing.assert_frame_equal(one, two, check_exact=False, rtol=1e-12)
+    pd.testing.assert_frame_equal(one, two, check_exact=False, rtol=BATCH_RTOL)
     with_threads = _quiet(permutation_test, src, P, covar, threads=2, chunk_size=7, **kw)
     # bit for bit when only the thread count changes
     three = _quiet(permutation_test, src, P, covar, threads=1, chunk_size=7, **kw)
@@ -217,7 +224,7 @@ def test_same_numbers_whatever_the_threads_chunks_and_trait_order(method):
     pd.testing.assert_frame_equal(
         alone.reset_index(drop=True),
         three[three["trait"] == "t3"].reset_index(drop=True),
-        check_exact=False, rtol=1e-12,
+        check_exact=False, rtol=BATCH_RTOL,
     )  # fmt: skip
     # a random seed, recorded
     random = _quiet(permutation_test, src, P, covar, kinship=K, n_perm=2)
