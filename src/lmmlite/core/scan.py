@@ -353,7 +353,7 @@ def profile_loglik(G: np.ndarray, L: np.ndarray, n: int, reml: bool, logdet_zz) 
 
 
 #: Width, in grid steps, of the first search interval around the grid parabola's vertex.
-_NARROW = 0.06
+_NARROW = 0.5
 
 
 def _brackets(ll: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, ...]:
