@@ -272,3 +272,16 @@ def test_search_many__finds_the_maximum_of_a_fine_grid(monkeypatch, narrow, reml
     assert len(np.unique(np.round(h, 2))) > 3  # optima spread over [0, 1], ends included
     if narrow is not None:  # nearly every item needed its second search
         assert len(calls) == 2 and calls[1] > m // 2
+
+
+def test_loglik_items__log_determinant_of_zero_and_negative_factors():
+    """A block with a zero factor sums to -inf, one with a negative factor to NaN (as the sum
+    of the logarithms)."""
+    for tail, want in ((0.0, -np.inf), (-1e-300, np.nan)):
+        lam = np.concatenate([np.linspace(5, 1, 100), np.full(27, 1e-300), [tail]])
+        _, Q, Yt, Mt, _ = _data(lam.size, 1, 0, 1, 1, lam=lam)
+        _, L = _kernels.gram_items(
+            np.array([1.0]), np.zeros(1, np.int64), np.zeros(1, np.int64), lam, Q, Yt, Mt,
+            use_numba=True,
+        )  # fmt: skip
+        np.testing.assert_equal(L[0], want)

@@ -93,12 +93,39 @@ _U1, _U2, _U3 = np.uint64(1), np.uint64(2), np.uint64(3)
 
 
 def _logdet_tail(h, lam, i0, i1):  # pragma: no cover - compiled
-    """sum(log d) over lam[i0:i1], term by term (used when a block product leaves range)."""
+    """sum(log d) over lam[i0:i1] where the block's product leaves range (zero, subnormal or
+    huge factors): each factor split by frexp, mantissas multiplied (renormalised) and
+    exponents added, one logarithm at the end; zero, infinite, negative and NaN factors give
+    what the sum of the logarithms would (-inf, +inf, NaN)."""
     om = 1.0 - h
-    acc = 0.0
+    mant = 1.0
+    expo = 0
+    zero = False
+    huge = False
     for i in range(i0, i1):
-        acc += math.log(h * lam[i] + om)
-    return acc
+        d = h * lam[i] + om
+        if not (d > 0.0 and d < math.inf):
+            if d == 0.0:
+                zero = True
+            elif d == math.inf:
+                huge = True
+            else:  # negative or NaN
+                return math.nan
+            continue
+        m, e = math.frexp(d)
+        mant *= m
+        expo += e
+        if mant < 1e-200:
+            m, e = math.frexp(mant)
+            mant = m
+            expo += e
+    if zero and huge:
+        return math.nan
+    if zero:
+        return -math.inf
+    if huge:
+        return math.inf
+    return math.log(mant) + expo * _LN2
 
 
 def _weights(h, lam, s):  # pragma: no cover - compiled
