@@ -23,7 +23,11 @@ covariates and :math:`\nu = n - p - k`:
 - Score: GEMMA's :math:`F = n (\mathrm{rss}_0 - \mathrm{rss}_1) / (k\,\mathrm{rss}_0)` at the
   null model's ML :math:`h` (exact) or the null :math:`h` (fixed), on (k, :math:`\nu`) df.
 - hsq is searched on :math:`[0, 10^5/(1 + 10^5)]`, GEMMA's :math:`\lambda \le 10^5`, for the
-  null and every marker alike (see ``HSQ_MAX``).
+  null and every marker alike (see ``HSQ_MAX``). In ``exact`` mode every marker's likelihoods
+  are first evaluated on a grid of ``GRID_POINTS`` values by matrix products; Brent's search
+  then starts on half a grid step around the vertex of the grid parabola at the marker's best
+  grid point (the grid intervals either side where the optimum lies beyond), and the interval's
+  ends are checked against the grid (``_search_many``).
 - LOD: :math:`\mathrm{LRT} / (2 \ln 10)`, which for ``fixed`` is R/qtl2's
   :math:`\frac n2 \log_{10}(\mathrm{rss}_0/\mathrm{rss}_1)`.
 
@@ -275,9 +279,8 @@ def _rss_and_effects(G: np.ndarray, p: int, k: int, split: int | None = None):
 
 
 #: Heritabilities at which every item's ML and REML log likelihoods are evaluated together,
-#: with matrix products, before its searches (the interval's ends included): each Brent search
-#: then runs on the two grid intervals around the item's best grid point, and the ends' values
-#: serve its boundary check.
+#: with matrix products, before its searches (the interval's ends included): they place each
+#: Brent search (see ``_search_many``), and the ends' values serve its boundary check.
 GRID_POINTS = 17
 #: Items whose grid evaluations are formed at once (bounds the products' memory).
 _GRID_BLOCK = 512
@@ -390,9 +393,12 @@ def _search_many(
     likelihood for each of ``fits``; returns (h, loglik) per fit.
 
     Every item is first evaluated on ``GRID_POINTS`` heritabilities (matrix products, shared by
-    the fits); Brent's search (``fit_items``) then runs on the two grid intervals around its best
-    point, and the interval's ends are checked as ``fit_lmm`` checks them: an end whose log
-    likelihood exceeds the search's optimum is taken (its value recomputed by the kernel)."""
+    the fits). Brent's search (``fit_items``) then runs on half a grid step around the vertex
+    of the parabola through its best grid point and that point's neighbours (``_brackets``); an item
+    whose optimum lies at that interval's inner end is searched again on the two grid
+    intervals around its best point. The interval's ends are checked as ``fit_lmm`` checks
+    them: an end whose log likelihood exceeds the search's optimum is taken (its value
+    recomputed by the kernel)."""
     lam, Q, Yt = null.model.lam, null.model.Q, null.model.Yt
     n, m = lam.shape[0], iy.shape[0]
     grid = np.linspace(0.0, HSQ_MAX, GRID_POINTS)
@@ -411,8 +417,8 @@ def _search_many(
         ll = -fx
         # an optimum at a narrow interval's inner end lies beyond it: search the grid intervals
         reach = 4.0 * (SQRT_EPS * np.abs(h) + null.tol / 3.0)
-        out_ = ((h - a < reach) & (a > lo)) | ((b - h < reach) & (b < hi))
-        redo = np.flatnonzero(out_)
+        beyond = ((h - a < reach) & (a > lo)) | ((b - h < reach) & (b < hi))
+        redo = np.flatnonzero(beyond)
         if redo.size:
             h2, fx2, _, _ = _kernels.fit_items(
                 iy[redo], im[redo], lam, Q, Yt, Mt, logdet_mm, reml, lo[redo], hi[redo], null.tol
