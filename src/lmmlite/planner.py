@@ -23,7 +23,7 @@ from .alignment import Alignment, Pattern
 from .core.checks import check_identifiable, check_kinship, independent_columns
 from .core.lmm import eigh_decreasing
 from .core.permutation import perm_null, permutation_entropy, sample_permutations
-from .core.scan import fit_null, fixed_hsq, fixed_parts, grid_hsq, null_fits
+from .core.scan import fit_null, fixed_hsq, fixed_parts, null_fits
 from .executors import Call, Group, Stage, one_blas_thread, run_token
 from .io.genotypes import GenotypeSource, chromosome_runs
 from .options import HeritabilityOptions, PermOptions, ScanOptions
@@ -243,11 +243,9 @@ class ScanPlan:
             Yt = Yb if U is None else (Yb.T @ U).T
             hsq = 0.0 if U is None else None  # no kinship: hsq is 0, not estimated
             null = fit_null(
-                rot.Kva, rot.Xt, Yt, tol=opts.tol, fits=null_fits(opts.mode, opts.reml), hsq=hsq
-            )
-            if opts.hsq_grid is not None and hsq is None:  # hold the null hsq on the grid
-                h = grid_hsq(fixed_hsq(null, opts.reml), opts.hsq_grid)
-                null = fit_null(rot.Kva, rot.Xt, Yt, tol=opts.tol, hsq=h)
+                rot.Kva, rot.Xt, Yt, tol=opts.tol, fits=null_fits(opts.mode, opts.reml), hsq=hsq,
+                hsq_grid=opts.hsq_grid,
+            )  # fmt: skip
             extra = self._x_lod(rot, pat, Yt, null) if on_x else {}
             parts = None
             if opts.mode == "fixed" and self.source.k == 1 and not opts.intcovar:

@@ -106,16 +106,24 @@ def fit_null(
     tol: float = 1e-7,
     fits: tuple[str, ...] = ("reml", "ml"),
     hsq: np.ndarray | float | None = None,
+    hsq_grid: float | None = None,
 ) -> NullModel:
     """Fit the null model of every trait; inputs are rotated, checked arrays.
 
     ``fits`` names the fits needed (a fixed-hsq scan with REML needs only ``"reml"``); the
     others are left NaN. ``hsq`` (one per trait, or one for all) holds the heritability
     instead of fitting it: 0 for a plain linear model (no kinship), or another model's
-    estimate.
+    estimate. ``hsq_grid`` (with one fit) holds the fitted heritability rounded to that grid
+    (:func:`grid_hsq`).
     """
     model = RotatedModel(Kva, Y, X)
     nan = np.full(model.t, np.nan)
+    # the null model is fitted once: locate it to the limit of double precision
+    reml = model.fit(True, True, NULL_TOL, HSQ_MAX) if "reml" in fits and hsq is None else None
+    ml = model.fit(False, True, NULL_TOL, HSQ_MAX) if "ml" in fits and hsq is None else None
+    if hsq is None and hsq_grid is not None:
+        (fit,) = [f for f in (reml, ml) if f is not None]
+        hsq = grid_hsq(fit.hsq, hsq_grid)
     if hsq is not None:
         h = np.broadcast_to(np.asarray(hsq, dtype=float), (model.t,)).copy()
         return NullModel(
@@ -126,9 +134,6 @@ def fit_null(
             loglik_ml=model.loglik(h, np.arange(model.t), False),
             tol=tol,
         )
-    # the null model is fitted once: locate it to the limit of double precision
-    reml = model.fit(True, True, NULL_TOL, HSQ_MAX) if "reml" in fits else None
-    ml = model.fit(False, True, NULL_TOL, HSQ_MAX) if "ml" in fits else None
     return NullModel(
         model=model,
         Q=np.ascontiguousarray(model.Q.T),
