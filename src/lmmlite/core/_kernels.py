@@ -252,17 +252,13 @@ def _gram(h, lam, Q, Mt, im, y, s, G):  # pragma: no cover - compiled
     k = Mt.shape[1]
     c = p + k + 1
     L = _weights(h, lam, s)
+    # the last column is y; the others are picked by a computed index (c - 3, c - 2), so that
+    # numba compiles _column once, not once for each literal index
     if c == 3:
-        _wdot3(
-            s,
-            _column(0, p, k, Q, Mt, im, y),
-            _column(1, p, k, Q, Mt, im, y),
-            _column(2, p, k, Q, Mt, im, y),
-            G,
-        )
+        _wdot3(s, _column(c - 3, p, k, Q, Mt, im, y), _column(c - 2, p, k, Q, Mt, im, y), y, G)
         return L
     if c == 2:
-        _wdot2(s, _column(0, p, k, Q, Mt, im, y), _column(1, p, k, Q, Mt, im, y), G)
+        _wdot2(s, _column(c - 2, p, k, Q, Mt, im, y), y, G)
         return L
     for a in range(c):
         za = _column(a, p, k, Q, Mt, im, y)
@@ -343,7 +339,8 @@ def _residualise(yT, Q, coef, out):  # pragma: no cover - compiled
     p = Q.shape[0]
     for j in numba.prange(t):
         row = out[j]
-        row[:] = yT[j]
+        for i in range(row.shape[0]):  # not row[:] = yT[j]: its shape check costs 2 s to compile
+            row[i] = yT[j, i]
         for k in range(p):
             qk = Q[k]
             c = 0.0
