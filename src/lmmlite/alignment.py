@@ -63,6 +63,12 @@ def sample_ids(index: Sequence[Any] | pd.Index, what: str) -> pd.Index:
     return ids
 
 
+def labels(index: pd.Index) -> list[str]:
+    """An index's labels as strings (by way of a NumPy array: iterating a pandas index of
+    Arrow strings is a Python call per label)."""
+    return [str(v) for v in index.to_numpy(dtype=object)]
+
+
 def numeric_frame(df: Any, what: str, error: type[InputError] = InputError) -> pd.DataFrame:
     """A DataFrame (or Series) of numbers indexed by sample id, as float64 with string ids.
 
@@ -77,8 +83,11 @@ def numeric_frame(df: Any, what: str, error: type[InputError] = InputError) -> p
         )
     if df.shape[0] == 0 or df.shape[1] == 0:
         raise error(f"{what} is empty (shape {df.shape})")
-    numeric = [pd.api.types.is_numeric_dtype(dt) for dt in df.dtypes]
-    bad = [c for c, ok in zip(df.columns, numeric, strict=True) if not ok]
+    dtypes = df.dtypes
+    kinds = {dt: pd.api.types.is_numeric_dtype(dt) for dt in dtypes.unique()}  # few dtypes
+    bad = []
+    if not all(kinds.values()):
+        bad = [c for c, dt in zip(df.columns, dtypes, strict=True) if not kinds[dt]]
     if bad:
         examples = []
         for c in bad[:3]:
@@ -90,7 +99,7 @@ def numeric_frame(df: Any, what: str, error: type[InputError] = InputError) -> p
             else:
                 examples.append(str(c))
         raise error(f"{what} has non-numeric column(s): {', '.join(examples)}")
-    names = [str(c) for c in df.columns]
+    names = labels(df.columns)
     dup = sorted(c for c, k in Counter(names).items() if k > 1)
     if dup:
         raise error(f"{what} has duplicated column names: {format_values(dup)}")
@@ -205,12 +214,11 @@ def pattern_groups(observed: np.ndarray) -> list[np.ndarray]:
     """Columns of ``observed`` (samples x traits, True where observed) grouped by missing-data
     pattern, groups in order of their first trait."""
     keys = np.ascontiguousarray(np.packbits(observed, axis=0).T)
-    first: dict[bytes, int] = {}
-    group = np.fromiter(
-        (first.setdefault(row.tobytes(), len(first)) for row in keys),
-        dtype=np.int64,
-        count=keys.shape[0],
-    )
+    rows = keys.view(np.dtype((np.void, keys.shape[1]))).reshape(-1)
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    rank = np.empty(first.shape[0], dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.shape[0])
+    group = rank[inverse.reshape(-1)]  # patterns numbered in order of their first trait
     order = np.argsort(group, kind="stable")
     bounds = np.flatnonzero(np.diff(group[order])) + 1
     return np.split(order, bounds)
@@ -270,7 +278,7 @@ def align(
     input to its sample ids (see :func:`match_samples`).
     """
     vals = pheno.to_numpy(dtype=float)  # column checks on the whole array at once
-    columns = list(pheno.columns)
+    columns = labels(pheno.columns)
     infinite = [columns[j] for j in np.flatnonzero(np.isinf(vals).any(axis=0))]
     if infinite:
         raise PhenotypeError(
@@ -299,7 +307,7 @@ def align(
     observed = P.notna().to_numpy()
     values = P.to_numpy()
     Xv = X_all.to_numpy()
-    names = np.array([str(c) for c in P.columns], dtype=object)
+    names = np.array(labels(P.columns), dtype=object)
     patterns = []
     for cols in pattern_groups(observed):
         mask = observed[:, cols[0]]
@@ -311,7 +319,7 @@ def align(
         Y = values[np.ix_(mask, cols)]
         check_phenotypes(Y - X @ np.linalg.lstsq(X, Y, rcond=None)[0], Y, traits)
         patterns.append(Pattern([str(i) for i in ids[mask]], mask, traits, cols, Y, X))
-    return Alignment(ids, dropped, [str(c) for c in P.columns], covariates, patterns)
+    return Alignment(ids, dropped, list(names), covariates, patterns)
 
 
 #: Values that programs write for a missing phenotype (PLINK: -9).
