@@ -88,6 +88,36 @@ def test_keep__a_chromosome_without_testable_markers_has_no_best_row():
     )
 
 
+@pytest.mark.parametrize(
+    ("keep", "trait_batch", "loco", "spans"),
+    [
+        ("max", 2, False, True),  # several batches: chunks run across chromosomes
+        ("max", 4, False, False),  # one batch: per-chromosome chunks keep the threads busy
+        ("peaks", 2, False, False),  # best rows per chromosome
+        ("all", 2, False, False),
+        ("max", 2, True, False),  # LOCO: each chromosome has its own kinship
+    ],
+)
+def test_plan__keep_max_chunks_span_chromosomes_sharing_a_null_model(
+    keep, trait_batch, loco, spans
+):
+    import importlib
+
+    from lmmlite.options import ScanOptions
+    from lmmlite.planner import ScanPlan
+
+    src, P = _simulate()
+    opts = ScanOptions(keep=keep, trait_batch=trait_batch, chunk_size=40)
+    inputs = {"pheno": P, "covar": None, "xcovar": None, "kinship": None}
+    _, aligned, kin, xc = importlib.import_module("lmmlite.scan").prepare_scan(
+        src, inputs, loco, opts
+    )
+    plan = ScanPlan(src, aligned, kin, opts, xc)
+    within = [(0, 30), (30, 60), (60, 90)]
+    assert plan.runs == ([(0, 40), (40, 80), (80, 90)] if spans else within)
+    assert len(plan.tasks) == len(plan.runs) * -(-P.shape[1] // trait_batch)
+
+
 def test_keep__reduced_again_and_again_equals_reduced_once(monkeypatch):
     """The running reduction of keep=max|peaks, forced after every task, gives the same
     table as one reduction at the end."""

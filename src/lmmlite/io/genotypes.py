@@ -74,6 +74,9 @@ class GenotypeSource:
     """True when samples have no ids in the file (BIMBAM): other files match by position."""
     random_access: bool = True
     """False for text formats, whose ``read`` scans the file from its start."""
+    spans_chromosomes: bool = True
+    """Whether ``read`` takes markers of several chromosomes at once (False where each
+    chromosome is its own array: probabilities)."""
 
     def _read(self, start: int, stop: int) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -740,6 +743,8 @@ class ProbsSource(GenotypeSource):
     ``"riself"``, ``"do"``), ``chrnames`` and ``is_x_chr`` (which chromosome is X; by default
     the one named X). The README shows how to export them from R/qtl2.
     """
+
+    spans_chromosomes = False
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         arrays = _load_npz(path, "probabilities")
