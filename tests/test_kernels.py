@@ -88,7 +88,7 @@ def test_residualise__equals_projection():
 def test_best_markers__numba_equals_numpy(p):
     """The running per-trait best marker of the fixed-hsq scan: same choice (first maximum,
     untestable zero columns and den <= 0 never win), same num/den, over several blocks, with
-    traits sharing their m'Sm and m'SQ rows (equal heritabilities)."""
+    traits sharing their m'Sm, m'SQ and C rows (equal heritabilities)."""
     rng = np.random.default_rng(p)
     t, u, mb = 40, 25, 33
     row = np.concatenate([np.arange(u), rng.integers(0, u, t - u)])  # shared rows
@@ -101,11 +101,12 @@ def test_best_markers__numba_equals_numpy(p):
         )
         for _ in range(2)
     ]
+    brute = []
     for offset in (0, mb, 2 * mb):
         num = rng.normal(size=(t, mb))
         msq = rng.normal(0, 0.1, size=(p, u, mb))
         msm = 1.0 + rng.random((u, mb))
-        A = rng.normal(0, 0.3, size=(t, p, p))
+        A = rng.normal(0, 0.3, size=(u, p, p))
         C = np.einsum("tab,tcb->tac", A, A)
         num[:, 3] = num[:, 7]  # a tie: the first of the two must win
         msm[:, 3] = msm[:, 7]
@@ -115,7 +116,14 @@ def test_best_markers__numba_equals_numpy(p):
         msm[row[:2], 9] = -1.0
         for use, (bq, bi, bn, bd) in zip((True, False), state, strict=True):
             _kernels.best_markers(num, msm, msq, C, row, offset, bq, bi, bn, bd, use_numba=use)
+        # brute force: den per trait and marker, q = num^2 / den where den > 0
+        den = msm[row] - np.einsum("atr,tab,btr->tr", msq[:, row], C[row], msq[:, row])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            brute.append(np.where(den > 0.0, num * num / den, -np.inf))
     (q1, i1, n1, d1), (q2, i2, n2, d2) = state
+    q_all = np.concatenate(brute, axis=1)
+    np.testing.assert_array_equal(i1, np.argmax(q_all, axis=1))  # no near-ties but 3 and 7
+    np.testing.assert_allclose(q1, q_all.max(axis=1), rtol=1e-13)
     np.testing.assert_array_equal(i1, i2)
     assert np.all(i1 % mb != 5) and np.all(i1 % mb != 7)  # untestable; tied behind marker 3
     assert np.all(i1[:2] % mb != 9)  # den <= 0 for the first two traits

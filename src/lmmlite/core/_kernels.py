@@ -516,48 +516,68 @@ def _fit_items(
 
 
 def _best_markers(
-    num, msm, msq, C, row, offset, best_q, best_i, best_num, best_den
+    num, msm, msq, C, row, offset, den, rden, best_q, best_i, best_num, best_den
 ):  # pragma: no cover
     """Running per-trait maximum of q = num^2 / den over a block of markers (fixed-hsq scan).
 
-    Trait-major blocks: ``num`` (t, mb); ``msm`` (u, mb) and ``msq`` (p, u, mb), trait j's
-    being row ``row[j]`` (traits sharing a heritability share them); ``C`` (t, p, p);
-    den = msm - msq' C msq. Untestable markers come as zero columns (den = 0). Updates
-    ``best_*`` (t,) where q is strictly larger (the first marker wins ties); a marker with
-    den <= 0 or NaN q never wins. Each trait's row is reduced with a vectorised max first;
-    the index is looked for only when the row beats the running best.
+    Trait-major blocks: ``num`` (t, mb); ``msm`` (u, mb), ``msq`` (p, u, mb) and ``C``
+    (u, p, p) per distinct heritability, trait j's being row ``row[j]``; den = msm - msq' C
+    msq. ``den`` and ``rden`` (u, mb) are scratch: den and 1/den (NaN where den <= 0) are
+    computed once per distinct heritability, so that traits sharing one (``hsq_grid``) share
+    them, and q = num^2 * (1/den) costs no division per trait. Untestable markers come as
+    zero columns (den = 0). Updates ``best_*`` (t,) where q is strictly larger (the first
+    marker wins ties); a marker with den <= 0 or NaN q never wins. Each trait's row is
+    reduced to its maximum in four lanes (a maximum does not depend on the order), and the
+    index is looked for only when the row beats the running best.
     """
     t, mb = num.shape
+    u = msm.shape[0]
     p = msq.shape[0]
-    for j in numba.prange(t):
-        q = np.empty(mb)
-        den = np.empty(mb)
-        k = row[j]
+    used = np.zeros(u, dtype=np.bool_)
+    for j in range(t):
+        used[row[j]] = True
+    for k in numba.prange(u):
+        if not used[k]:
+            continue
         if p == 1:  # the common case (an intercept only): a loop LLVM vectorises
-            c = C[j, 0, 0]
+            c = C[k, 0, 0]
             for r in range(mb):
                 v = msq[0, k, r]
-                den[r] = msm[k, r] - v * c * v
+                den[k, r] = msm[k, r] - v * c * v
         else:
             for r in range(mb):
                 d = msm[k, r]
                 for a in range(p):
                     for b in range(p):
-                        d -= msq[a, k, r] * C[j, a, b] * msq[b, k, r]
-                den[r] = d
+                        d -= msq[a, k, r] * C[k, a, b] * msq[b, k, r]
+                den[k, r] = d
         for r in range(mb):
-            nm = num[j, r]
-            q[r] = nm * nm / den[r] if den[r] > 0.0 else -1.0
-        top = -1.0
-        for r in range(mb):
-            top = max(top, q[r])
+            d = den[k, r]
+            rden[k, r] = 1.0 / d if d > 0.0 else math.nan
+    for j in numba.prange(t):
+        k = row[j]
+        m0 = m1 = m2 = m3 = -1.0
+        for rr in range(mb // 4):
+            r = np.uint64(4 * rr)
+            q0 = num[j, r] * num[j, r] * rden[k, r]
+            q1 = num[j, r + _U1] * num[j, r + _U1] * rden[k, r + _U1]
+            q2 = num[j, r + _U2] * num[j, r + _U2] * rden[k, r + _U2]
+            q3 = num[j, r + _U3] * num[j, r + _U3] * rden[k, r + _U3]
+            m0 = q0 if q0 > m0 else m0
+            m1 = q1 if q1 > m1 else m1
+            m2 = q2 if q2 > m2 else m2
+            m3 = q3 if q3 > m3 else m3
+        for r in range(mb // 4 * 4, mb):
+            q = num[j, r] * num[j, r] * rden[k, r]
+            m0 = q if q > m0 else m0
+        top = max(max(m0, m1), max(m2, m3))
         if top >= 0.0 and top > best_q[j]:
             for r in range(mb):
-                if q[r] == top:
+                if num[j, r] * num[j, r] * rden[k, r] == top:
                     best_q[j] = top
                     best_i[j] = offset + r
                     best_num[j] = num[j, r]
-                    best_den[j] = den[r]
+                    best_den[j] = den[k, r]
                     break
 
 
@@ -939,26 +959,30 @@ def fit_items(iy, im, lam, Q, Yt, Mt, logdet_mm, reml, lower, upper, tol, *, use
 
 def fixed_den(msm, msq, C, row):
     """den = m'Sm - (m'SQ) C (Q'Sm) per trait and marker (t, mb) of the fixed-hsq scan, from
-    ``msm`` (u, mb) and ``msq`` (p, u, mb) per distinct heritability, trait j's being row
-    ``row[j]``, and ``C`` (t, p, p) (NumPy; the kernel :func:`_best_markers` fuses it)."""
+    ``msm`` (u, mb), ``msq`` (p, u, mb) and ``C`` (u, p, p) per distinct heritability, trait
+    j's being row ``row[j]`` (NumPy; the kernel :func:`_best_markers` fuses it)."""
     msq = msq[:, row]
-    return msm[row] - np.einsum("atr,tab,btr->tr", msq, C, msq)
+    return msm[row] - np.einsum("atr,tab,btr->tr", msq, C[row], msq)
 
 
 def best_markers(
-    num, msm, msq, C, row, offset, best_q, best_i, best_num, best_den, *, use_numba=None
-):
+    num, msm, msq, C, row, offset, best_q, best_i, best_num, best_den, *, scratch=None,
+    use_numba=None,
+):  # fmt: skip
     """Update the running per-trait best marker (largest num^2/den) with a block of markers.
 
-    See :func:`_best_markers`; the NumPy twin gives the same choice (first maximum).
+    See :func:`_best_markers` (``scratch``: two (u, mb) work arrays, or None); the NumPy twin
+    gives the same choice (first maximum) from the same q = num^2 * (1/den).
     """
     kernel = _compiled("best", num.size, use_numba)
     if kernel is not None:
-        kernel(num, msm, msq, C, row, offset, best_q, best_i, best_num, best_den)
+        den, rden = (np.empty(msm.shape), np.empty(msm.shape)) if scratch is None else scratch
+        kernel(num, msm, msq, C, row, offset, den, rden, best_q, best_i, best_num, best_den)
         return
-    den = fixed_den(msm, msq, C, row)
+    den_u = fixed_den(msm, msq, C, np.arange(msm.shape[0]))
     with np.errstate(invalid="ignore", divide="ignore"):
-        q = np.where(den > 0.0, num * num / den, -1.0)
+        rden = np.where(den_u > 0.0, 1.0 / den_u, np.nan)
+        q = num * num * rden[row]
     q = np.where(np.isnan(q), -1.0, q)
     r = np.argmax(q, axis=1)
     rows = np.arange(num.shape[0])
@@ -967,7 +991,7 @@ def best_markers(
     best_q[better] = top[better]
     best_i[better] = offset + r[better]
     best_num[better] = num[rows, r][better]
-    best_den[better] = den[rows, r][better]
+    best_den[better] = den_u[row[rows], r][better]
 
 
 def shuffle_rows(block: np.ndarray, where: np.ndarray, draws: np.ndarray, *, use_numba=None):

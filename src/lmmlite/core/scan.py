@@ -742,7 +742,7 @@ class FixedParts:
     row: np.ndarray  # (t,) each trait's row among the distinct heritabilities (u of them)
     Wu: np.ndarray  # (u, n) weights 1/d of the distinct heritabilities
     L: np.ndarray  # (t,) sum log d
-    C: np.ndarray  # (t, p, p) (Q'SQ)^-1
+    C: np.ndarray  # (u, p, p) (Q'SQ)^-1 of the distinct heritabilities
     B: np.ndarray  # (t + p u, n): rows w*r (t), then w*q_j (u each) for each column of Q
     rss0: np.ndarray  # (t,) y'P y
 
@@ -760,9 +760,9 @@ def fixed_parts(null: NullModel, h: np.ndarray) -> FixedParts:
         L = np.log(d).sum(axis=1)[row]
         Wu = 1.0 / d
     W = Wu[row]
-    C = np.linalg.inv(np.einsum("ui,ia,ib->uab", Wu, Q, Q))[row]
+    C = np.linalg.inv(np.einsum("ui,ia,ib->uab", Wu, Q, Q))
     QSy = np.einsum("ti,ia,ti->ta", W, Q, Y)
-    R = Y - np.einsum("tab,tb->ta", C, QSy) @ Q.T
+    R = Y - np.einsum("tab,tb->ta", C[row], QSy) @ Q.T
     rss0 = np.einsum("ti,ti,ti->t", W, Y, R)
     B = np.concatenate([W * R, *(Wu * Q[:, j][None, :] for j in range(Q.shape[1]))], axis=0)
     return FixedParts(h=h, row=row, Wu=Wu, L=L, C=C, B=B, rss0=rss0)
@@ -911,10 +911,14 @@ def scan_best(
         best_i = np.full(t, -1, dtype=np.int64)
         best_num = np.full(t, np.nan)
         best_den = np.full(t, np.nan)
+        u = parts.Wu.shape[0]
         for s, num, msm, msq in blocks:
+            mb = num.shape[1]
+            scratch = (_scratch("den", (u, mb)), _scratch("rden", (u, mb)))
             _kernels.best_markers(
-                num, msm, msq, parts.C, parts.row, s, best_q, best_i, best_num, best_den
-            )
+                num, msm, msq, parts.C, parts.row, s, best_q, best_i, best_num, best_den,
+                scratch=scratch,
+            )  # fmt: skip
         stats = {
             key: np.asarray(v, dtype=float)
             for key, v in _fixed_stats(parts, best_num, best_den, n, null.model.p).items()
