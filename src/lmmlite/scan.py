@@ -108,7 +108,8 @@ def scan(
         ``fixed`` mode, opt-in: hold each trait's null hsq rounded to the nearest multiple of
         this step (e.g. 0.01; at most ``HSQ_MAX`` = 1e5/(1+1e5)), so that traits sharing a grid
         value share their weighted marker products (BulkLMM.jl's idea): faster for many traits
-        with different heritabilities. The ``hsq`` column then holds the rounded value. The
+        with different heritabilities. The ``hsq`` column then holds the rounded value (the
+        null fit is located to a ten-thousandth of the step before rounding). The
         LOD error this implies is measured in ``bench/bench_eqtl.py`` and documented in the
         README. None (default): each trait's own null hsq, exactly.
     reml
