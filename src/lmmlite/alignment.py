@@ -316,8 +316,10 @@ def align(
         _check_enough_samples(traits, n, p, extra_columns)
         X = Xv[mask]
         check_design(X, covariates)
-        Y = values[np.ix_(mask, cols)]
-        check_phenotypes(Y - X @ np.linalg.lstsq(X, Y, rcond=None)[0], Y, traits)
+        every = cols.shape[0] == values.shape[1] and bool(np.all(np.diff(cols) == 1))
+        Y = values[mask] if every else values[np.ix_(mask, cols)]  # (one pattern: no gather)
+        Qx = np.linalg.qr(X)[0]  # X has full column rank (check_design)
+        check_phenotypes(Y - Qx @ (Qx.T @ Y), Y, traits)
         patterns.append(Pattern([str(i) for i in ids[mask]], mask, traits, cols, Y, X))
     return Alignment(ids, dropped, list(names), covariates, patterns)
 
