@@ -839,17 +839,46 @@ def grid_hsq(h: np.ndarray, step: float) -> np.ndarray:
     return np.minimum(r, HSQ_MAX)
 
 
-def _fixed_blocks(null: NullModel, Mt: np.ndarray, parts: FixedParts):
-    """The fixed-hsq scan's GEMM blocks: returns the testable flag and an iterator of
-    ``(start, num, m'Sm, m'SQ)`` over blocks of markers (residualised, untestable ones
-    zeroed)."""
+def _fixed_markers(null: NullModel, Mt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One-column markers residualised, untestable ones zeroed: ``(testable, M (m, n))``."""
     Mt, _, rank = _residualise_markers(null, Mt)
     ok = rank > 0
     M = Mt[:, 0, :]
     M[~ok] = 0.0
+    return ok, M
+
+
+def _fixed_blocks(parts: FixedParts, M: np.ndarray):
+    """The fixed-hsq scan's GEMM blocks: ``(start, num, m'Sm, m'SQ)`` over blocks of the
+    markers M (m, n)."""
     m = M.shape[0]
-    blocks = ((s, *_products(parts, M[s : s + GEMM_BLOCK])) for s in range(0, m, GEMM_BLOCK))
-    return ok, blocks
+    return ((s, *_products(parts, M[s : s + GEMM_BLOCK])) for s in range(0, m, GEMM_BLOCK))
+
+
+#: Odd 64-bit multipliers (a fixed seed) hashing a row's bit patterns in _distinct_rows.
+_HASH_SEED = 20261207
+
+
+def distinct_rows(M: np.ndarray) -> np.ndarray:
+    """Indices of the rows of ``M`` that differ from every earlier row, in order (the first
+    of each set of identical rows; identical markers are common in crosses, where nearby
+    markers share every genotype). Rows are compared bit for bit, found by a hash of their
+    bit patterns (integer arithmetic, exact): a row kept that equals an earlier one would
+    only cost time, a row dropped is always equal to one kept."""
+    m, n = M.shape
+    if m < 2:
+        return np.arange(m)
+    mult = np.random.default_rng(_HASH_SEED).integers(0, 2**63, n, dtype=np.uint64) * 2 + 1
+    key = (np.ascontiguousarray(M).view(np.uint64) * mult).sum(axis=1)  # modulo 2^64
+    order = np.argsort(key, kind="stable")
+    k = key[order]
+    same = np.flatnonzero(k[1:] == k[:-1])
+    if not same.size:
+        return np.arange(m)
+    a, b = order[same], order[same + 1]  # a < b: the sort is stable
+    drop = np.zeros(m, dtype=bool)
+    drop[b[np.all(M[a] == M[b], axis=1)]] = True
+    return np.flatnonzero(~drop)
 
 
 def scan_fixed_gemm(
@@ -870,7 +899,8 @@ def scan_fixed_gemm(
     t = null.model.t
     if parts is None:
         parts = fixed_parts(null, fixed_hsq(null, reml, hsq_fixed))
-    ok, blocks = _fixed_blocks(null, Mt, parts)
+    ok, M = _fixed_markers(null, Mt)
+    blocks = _fixed_blocks(parts, M)
     num = np.empty((t, m))
     den = np.empty((t, m))
     for s, nb, msm, msq in blocks:
@@ -903,14 +933,17 @@ def scan_best(
     marker is testable) and the tests of :func:`scan_chunk` at that marker, each (t,)
     (``beta``/``se`` (t, k); ``testable``: a marker was found). Ties go to the first marker.
     One-column markers in ``fixed`` mode never form the full (markers x traits) table:
-    memory is (traits x block); ``parts`` as in :func:`scan_fixed_gemm`.
+    memory is (traits x block); ``parts`` as in :func:`scan_fixed_gemm`. Of identical
+    markers only the first is tested (the others tie with it, and the first marker wins).
     """
     _, k, n = Mt.shape
     t = null.model.t
     if mode == "fixed" and k == 1:
         if parts is None:
             parts = fixed_parts(null, fixed_hsq(null, reml))
-        _, blocks = _fixed_blocks(null, Mt, parts)
+        _, M = _fixed_markers(null, Mt)
+        kept = distinct_rows(M)
+        blocks = _fixed_blocks(parts, M[kept] if kept.shape[0] < M.shape[0] else M)
         best_q = np.full(t, -np.inf)
         best_i = np.full(t, -1, dtype=np.int64)
         best_num = np.full(t, np.nan)
@@ -929,7 +962,8 @@ def scan_best(
         }
         stats["beta"] = stats["beta"][:, None]
         stats["se"] = stats["se"][:, None]
-        return best_i, _chunk(stats, best_i >= 0)
+        found = best_i >= 0
+        return np.where(found, kept[np.maximum(best_i, 0)], -1), _chunk(stats, found)
     res = scan_chunk(null, Mt, mode=mode, reml=reml, split=split)
     lod = np.where(np.isnan(res.lod), -np.inf, res.lod)  # (m, t)
     idx = np.argmax(lod, axis=0)
