@@ -84,6 +84,40 @@ def test_residualise__equals_projection():
     np.testing.assert_allclose(got @ Q.T, 0, atol=1e-13)
 
 
+@pytest.mark.parametrize(("p", "k"), [(1, 0), (1, 1), (2, 1), (3, 2)])
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize("m", [6, 700])  # serial and parallel builds
+def test_derivs_items__value_slope_and_curvature(p, k, reml, m):
+    """The exact scan's Newton steps: the value is loglik_items' bit for bit, the first and
+    second derivatives in h agree with central differences of loglik_items, Richardson-
+    extrapolated (error O(eps^4) in the higher derivatives, plus rounding about
+    |f| u / eps^2: far below the tolerances), and the NumPy twin agrees with the kernel."""
+    n, t, mk = 130, 3, 4
+    lam, Q, Yt, Mt, ldm = _data(n, p, k, t, mk, seed=3 + p + k)
+    rng = np.random.default_rng(4)
+    h = rng.uniform(0.05, 0.95, m)
+    iy = rng.integers(0, t, m)
+    im = rng.integers(0, mk, m)
+    f, f1, f2 = _kernels.derivs_items(h, iy, im, lam, Q, Yt, Mt, ldm, reml, use_numba=True)
+    ll = _kernels.loglik_items(h, iy, im, lam, Q, Yt, Mt, ldm, reml, use_numba=True)
+    np.testing.assert_array_equal(f, ll)
+
+    def central(eps):
+        up, down = (
+            _kernels.loglik_items(h + d, iy, im, lam, Q, Yt, Mt, ldm, reml, use_numba=True)
+            for d in (eps, -eps)
+        )
+        return (up - down) / (2 * eps), (up - 2 * ll + down) / eps**2
+
+    (a1, a2), (b1, b2) = central(2e-3), central(1e-3)
+    np.testing.assert_allclose(f1, (4 * b1 - a1) / 3, rtol=1e-6, atol=1e-6 * np.abs(f1).max())
+    np.testing.assert_allclose(f2, (4 * b2 - a2) / 3, rtol=1e-5, atol=1e-5 * np.abs(f2).max())
+    g, g1, g2 = _kernels.derivs_items(h, iy, im, lam, Q, Yt, Mt, ldm, reml, use_numba=False)
+    np.testing.assert_allclose(g, f, rtol=1e-12)
+    np.testing.assert_allclose(g1, f1, rtol=1e-9, atol=1e-9 * np.abs(f1).max())
+    np.testing.assert_allclose(g2, f2, rtol=1e-9, atol=1e-9 * np.abs(f2).max())
+
+
 @pytest.mark.parametrize("p", [1, 2])
 def test_best_markers__numba_equals_numpy(p):
     """The running per-trait best marker of the fixed-hsq scan: same choice (first maximum,
@@ -235,13 +269,13 @@ def test_profile_loglik__nan_where_the_covariates_are_singular():
     assert np.isnan(profile_loglik(G2[None], np.zeros(1), 10, False, np.zeros(1)))[0]
 
 
-@pytest.mark.parametrize("narrow", [None, 1e-9])  # the default first interval; one that misses
+@pytest.mark.parametrize("newton", [True, False])  # Newton from the grid vertex; Brent only
 @pytest.mark.parametrize("reml", [True, False])
-def test_search_many__finds_the_maximum_of_a_fine_grid(monkeypatch, narrow, reml):
-    """The exact scan's per-item search (grid, narrow interval around the grid parabola's
-    vertex, the grid intervals where the optimum lies beyond it, the ends) against the best
-    of 4,001 likelihood evaluations per item; with a first interval too narrow to hold any
-    optimum, every item takes the second search and still lands on the maximum."""
+def test_search_many__finds_the_maximum_of_a_fine_grid(monkeypatch, newton, reml):
+    """The exact scan's per-item search (grid, Newton's method from the grid parabola's
+    vertex, Brent on the grid intervals where Newton does not converge, the ends) against the
+    best of 4,001 likelihood evaluations per item; with Newton switched off, every item takes
+    Brent's search and still lands on the maximum."""
     from types import SimpleNamespace
 
     from lmmlite.core import scan as core_scan
@@ -254,8 +288,8 @@ def test_search_many__finds_the_maximum_of_a_fine_grid(monkeypatch, narrow, reml
         return fit(iy, *args, **kw)
 
     monkeypatch.setattr(_kernels, "fit_items", counted)
-    if narrow is not None:
-        monkeypatch.setattr(core_scan, "_NARROW", narrow)
+    if not newton:
+        monkeypatch.setattr(core_scan, "_NEWTON_STEPS", 0)
     n, p, k, t, mk, m = 60, 1, 1, 4, 30, 60
     rng = np.random.default_rng(8)
     lam = np.sort(rng.gamma(0.4, 2.5, n))[::-1].copy()
@@ -278,8 +312,11 @@ def test_search_many__finds_the_maximum_of_a_fine_grid(monkeypatch, narrow, reml
     assert np.all(ll >= best - 1e-9 * np.abs(best))  # at least as high as any grid point
     np.testing.assert_allclose(h, fine[np.nanargmax(grid_ll, axis=0)], atol=2.5e-4)
     assert len(np.unique(np.round(h, 2))) > 3  # optima spread over [0, 1], ends included
-    if narrow is not None:  # nearly every item needed its second search
-        assert len(calls) == 2 and calls[1] > m // 2
+    if newton:  # Newton found every optimum away from the grid's end intervals
+        inner = (h > 1.0 / 16) & (h < core_scan.HSQ_MAX - 1.0 / 16)
+        assert inner.sum() > m // 4 and sum(calls) <= m - inner.sum()
+    else:
+        assert calls == [m]
 
 
 def test_loglik_items__log_determinant_of_zero_and_negative_factors():

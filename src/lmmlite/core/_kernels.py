@@ -51,6 +51,7 @@ __all__ = [
     "NUMBA_ENABLED",
     "best_markers",
     "brent_lockstep",
+    "derivs_items",
     "fit_items",
     "fixed_den",
     "gram_items",
@@ -327,6 +328,201 @@ def _gram_items(h, iy, im, lam, Q, Yt, Mt, out_G, out_L):  # pragma: no cover - 
                 for b in range(a + 1):
                     out_G[j, a, b] = G[a, b]
                     out_G[j, b, a] = G[a, b]
+
+
+def _dwdot3(w1, w2, x0, x1, x2, G1, G2):  # pragma: no cover - compiled
+    """The lower triangles of Z'W1Z and Z'W2Z for three columns in one pass (sample order)."""
+    a00 = a10 = a11 = a20 = a21 = a22 = 0.0
+    b00 = b10 = b11 = b20 = b21 = b22 = 0.0
+    for i in range(w1.shape[0]):
+        u = w1[i]
+        v = w2[i]
+        a = x0[i]
+        b = x1[i]
+        c = x2[i]
+        ua = u * a
+        ub = u * b
+        uc = u * c
+        a00 += ua * a
+        a10 += ub * a
+        a11 += ub * b
+        a20 += uc * a
+        a21 += uc * b
+        a22 += uc * c
+        va = v * a
+        vb = v * b
+        vc = v * c
+        b00 += va * a
+        b10 += vb * a
+        b11 += vb * b
+        b20 += vc * a
+        b21 += vc * b
+        b22 += vc * c
+    G1[0, 0] = a00
+    G1[1, 0] = a10
+    G1[1, 1] = a11
+    G1[2, 0] = a20
+    G1[2, 1] = a21
+    G1[2, 2] = a22
+    G2[0, 0] = b00
+    G2[1, 0] = b10
+    G2[1, 1] = b11
+    G2[2, 0] = b20
+    G2[2, 1] = b21
+    G2[2, 2] = b22
+
+
+def _dgram(lam, Q, Mt, im, y, s, w1, w2, G1, G2):  # pragma: no cover - compiled
+    """The first and second derivatives in h of Z'SZ (lower triangles of G1, G2) and of
+    sum(log d) (returned), from ``s`` = 1/d as :func:`_gram` left it: with e = (lam - 1)/d,
+    dS/dh = -S e and d2S/dh2 = 2 S e^2. ``w1``, ``w2``: scratch (n,)."""
+    p = Q.shape[0]
+    k = Mt.shape[1]
+    c = p + k + 1
+    l1 = 0.0
+    l2 = 0.0
+    for i in range(lam.shape[0]):
+        e = (lam[i] - 1.0) * s[i]
+        w1[i] = s[i] * e
+        w2[i] = w1[i] * e
+        l1 += e
+        l2 += e * e
+    if c == 3:
+        _dwdot3(
+            w1, w2, _column(c - 3, p, k, Q, Mt, im, y), _column(c - 2, p, k, Q, Mt, im, y),
+            y, G1, G2,
+        )  # fmt: skip
+    else:
+        for a in range(c):
+            za = _column(a, p, k, Q, Mt, im, y)
+            for b in range(a + 1):
+                zb = _column(b, p, k, Q, Mt, im, y)
+                G1[a, b] = _wdot(w1, za, zb)
+                G2[a, b] = _wdot(w2, za, zb)
+    for a in range(c):
+        for b in range(a + 1):
+            G1[a, b] = -G1[a, b]
+            G2[a, b] = 2.0 * G2[a, b]
+    return l1, -l2
+
+
+def _sym(G, a, b):  # pragma: no cover - compiled
+    """Entry (a, b) of a symmetric matrix held in its lower triangle."""
+    return G[a, b] if a >= b else G[b, a]
+
+
+def _slope_curvature(G0, G1, G2, l1, l2, C, Ai, beta, v, n, reml):  # pragma: no cover
+    """First and second derivatives in h of the profile log likelihood, from Z'SZ (``G0``)
+    and its derivatives (``G1``, ``G2``), all lower triangles, those of sum(log d) (``l1``,
+    ``l2``) and the Cholesky factor ``C`` of the covariate block A (lower triangle, as
+    :func:`_assemble` left it). With b the covariates' cross products with y, g = y'Sy,
+    beta = A^-1 b, rss = g - b.beta, u = b1 - A1 beta (1, 2: first, second derivatives):
+
+    - rss1 = g1 - 2 b1.beta + beta.A1.beta
+    - rss2 = g2 - 2 b2.beta + beta.A2.beta - 2 u.A^-1.u
+    - (log det A)1 = tr(A^-1 A1), (log det A)2 = tr(A^-1 A2) - tr(A^-1 A1 A^-1 A1)
+
+    ML: ll = -(L + n log rss)/2; REML: -(L + (n - r) log rss + log det A)/2 (constants
+    aside). ``Ai``, ``beta``, ``v``: scratch."""
+    r = G0.shape[0] - 1
+    for j in range(r):  # Ai (lower) <- C^-1, column by column
+        for i in range(r):
+            if i < j:
+                Ai[i, j] = 0.0
+                continue
+            acc = 1.0 if i == j else 0.0
+            for q in range(j, i):
+                acc -= C[i, q] * Ai[q, j]
+            Ai[i, j] = acc / C[i, i]
+    for a in range(r):  # A^-1 = C^-T C^-1 into the upper triangle (C^-1 read from below)
+        for b in range(a, r):
+            acc = 0.0
+            for q in range(b, r):
+                acc += Ai[q, a] * Ai[q, b]
+            v[b] = acc
+        for b in range(a, r):
+            Ai[a, b] = v[b]
+    for a in range(r):
+        for b in range(a):
+            Ai[a, b] = Ai[b, a]
+    for a in range(r):
+        acc = 0.0
+        for b in range(r):
+            acc += Ai[a, b] * _sym(G0, b, r)
+        beta[a] = acc
+    rss = _sym(G0, r, r)
+    rss1 = _sym(G1, r, r)
+    rss2 = _sym(G2, r, r)
+    for a in range(r):
+        rss -= _sym(G0, a, r) * beta[a]
+        rss1 -= 2.0 * _sym(G1, a, r) * beta[a]
+        rss2 -= 2.0 * _sym(G2, a, r) * beta[a]
+        for b in range(r):
+            rss1 += beta[a] * _sym(G1, a, b) * beta[b]
+            rss2 += beta[a] * _sym(G2, a, b) * beta[b]
+    for a in range(r):  # u = b1 - A1 beta
+        acc = _sym(G1, a, r)
+        for b in range(r):
+            acc -= _sym(G1, a, b) * beta[b]
+        v[a] = acc
+    ld1 = 0.0
+    ld2 = 0.0
+    for a in range(r):
+        acc = 0.0
+        for b in range(r):
+            acc += Ai[a, b] * v[b]
+            ld1 += Ai[a, b] * _sym(G1, b, a)
+            ld2 += Ai[a, b] * _sym(G2, b, a)
+        rss2 -= 2.0 * v[a] * acc
+    for a in range(r):  # tr((A^-1 A1)^2)
+        for b in range(r):
+            x = 0.0
+            y = 0.0
+            for q in range(r):
+                x += Ai[a, q] * _sym(G1, q, b)
+                y += Ai[b, q] * _sym(G1, q, a)
+            ld2 -= x * y
+    q1 = rss1 / rss
+    q2 = rss2 / rss - q1 * q1
+    if reml:
+        return -0.5 * (l1 + (n - r) * q1 + ld1), -0.5 * (l2 + (n - r) * q2 + ld2)
+    return -0.5 * (l1 + n * q1), -0.5 * (l2 + n * q2)
+
+
+def _derivs_items(h, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, out):  # pragma: no cover
+    """Profile log likelihood of each item at its h (as :func:`_loglik_items`, bit for bit)
+    and its first and second derivatives in h: ``out`` (m, 3)."""
+    m = h.shape[0]
+    n = lam.shape[0]
+    c = Q.shape[0] + Mt.shape[1] + 1
+    nchunk = (m + _CHUNK - 1) // _CHUNK
+    for ch in numba.prange(nchunk):
+        s = np.empty(n)
+        w1 = np.empty(n)
+        w2 = np.empty(n)
+        G = np.empty((c, c))
+        G0 = np.empty((c, c))
+        G1 = np.empty((c, c))
+        G2 = np.empty((c, c))
+        Ai = np.empty((c, c))
+        beta = np.empty(c)
+        v = np.empty(c)
+        for j in range(ch * _CHUNK, min(m, (ch + 1) * _CHUNK)):
+            y = Yt[iy[j]]
+            L = _gram(h[j], lam, Q, Mt, im[j], y, s, G)
+            for a in range(c):
+                for b in range(a + 1):
+                    G0[a, b] = G[a, b]
+            f = _assemble(G, L, n, c - 1, reml, logdet_mm[im[j]])
+            out[j, 0] = f
+            if math.isnan(f):
+                out[j, 1] = math.nan
+                out[j, 2] = math.nan
+                continue
+            l1, l2 = _dgram(lam, Q, Mt, im[j], y, s, w1, w2, G1, G2)
+            f1, f2 = _slope_curvature(G0, G1, G2, l1, l2, G, Ai, beta, v, n, reml)
+            out[j, 1] = f1
+            out[j, 2] = f2
 
 
 def _residualise(yT, Q, coef, out):  # pragma: no cover - compiled
@@ -632,6 +828,10 @@ _HELPERS = (
     "_gram",
     "_assemble",
     "_neg_loglik",
+    "_dwdot3",
+    "_dgram",
+    "_sym",
+    "_slope_curvature",
     "_brent_propose",
     "_brent_update",
 )
@@ -640,6 +840,7 @@ _HELPERS = (
 _KERNELS = {
     "loglik": _loglik_items,
     "gram": _gram_items,
+    "derivs": _derivs_items,
     "residualise": _residualise,
     "fit": _fit_items,
     "best": _best_markers,
@@ -760,6 +961,52 @@ def _assemble_numpy(G, L, n, reml, logdet_zz):
             ll = ll + 0.5 * (r * (_LOG_2PI + np.log(rss / (n - r))) + logdet_zz[ok] - logdet)
         out[ok] = np.where(rss > 0, ll, np.nan)
     return out
+
+
+def _derivs_numpy(h, iy, im, lam, Q, Yt, Mt, logdet_mm, reml):
+    """Twin of :func:`_derivs_items`: (f, f1, f2) with the same formulas, vectorised."""
+    n = lam.shape[0]
+    G, L = _gram_numpy(h, iy, im, lam, Q, Yt, Mt)
+    f = _assemble_numpy(G, L, n, reml, logdet_mm[im])
+    s = 1.0 / (h[:, None] * lam[None, :] + (1.0 - h)[:, None])
+    e = (lam - 1.0)[None, :] * s
+    w1 = s * e
+    w2 = w1 * e
+    cols = _columns_numpy(iy, im, Q, Yt, Mt)
+    c = len(cols)
+    r = c - 1
+    G1 = np.empty(G.shape)
+    G2 = np.empty(G.shape)
+    for a in range(c):
+        for b in range(a + 1):
+            G1[:, a, b] = G1[:, b, a] = -np.sum(w1 * cols[a] * cols[b], axis=1)
+            G2[:, a, b] = G2[:, b, a] = 2.0 * np.sum(w2 * cols[a] * cols[b], axis=1)
+    l1 = np.sum(e, axis=1)
+    l2 = -np.sum(e * e, axis=1)
+    ok = np.isfinite(f)
+    Ai = np.full((h.shape[0], r, r), np.nan)
+    Ai[ok] = np.linalg.inv(G[ok, :r, :r])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        beta = np.einsum("mab,mb->ma", Ai, G[:, :r, r])
+        rss = G[:, r, r] - np.einsum("ma,ma->m", G[:, :r, r], beta)
+        rss1 = G1[:, r, r] - 2.0 * np.einsum("ma,ma->m", G1[:, :r, r], beta)
+        rss1 += np.einsum("ma,mab,mb->m", beta, G1[:, :r, :r], beta)
+        u = G1[:, :r, r] - np.einsum("mab,mb->ma", G1[:, :r, :r], beta)
+        rss2 = G2[:, r, r] - 2.0 * np.einsum("ma,ma->m", G2[:, :r, r], beta)
+        rss2 += np.einsum("ma,mab,mb->m", beta, G2[:, :r, :r], beta)
+        rss2 -= 2.0 * np.einsum("ma,mab,mb->m", u, Ai, u)
+        M1 = Ai @ G1[:, :r, :r]
+        ld1 = np.trace(M1, axis1=1, axis2=2)
+        ld2 = np.trace(Ai @ G2[:, :r, :r], axis1=1, axis2=2) - np.einsum("mab,mba->m", M1, M1)
+        q1 = rss1 / rss
+        q2 = rss2 / rss - q1 * q1
+        if reml:
+            f1 = -0.5 * (l1 + (n - r) * q1 + ld1)
+            f2 = -0.5 * (l2 + (n - r) * q2 + ld2)
+        else:
+            f1 = -0.5 * (l1 + n * q1)
+            f2 = -0.5 * (l2 + n * q2)
+    return f, np.where(ok, f1, np.nan), np.where(ok, f2, np.nan)
 
 
 def _residualise_numpy(yT, Q):
@@ -905,6 +1152,19 @@ def gram_items(h, iy, im, lam, Q, Yt, Mt, *, use_numba=None):
     out_L = np.empty(h.shape[0])
     kernel(h, iy, im, lam, Q, Yt, Mt, out_G, out_L)
     return out_G, out_L
+
+
+def derivs_items(h, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, *, use_numba=None):
+    """Profile log likelihood of each item at its own heritability, with its first and second
+    derivatives in h: ``(ll, d ll/dh, d2 ll/dh2)``, each (m,) (arguments as
+    :func:`loglik_items`, whose value the compiled kernel gives bit for bit; NaN where the
+    likelihood is)."""
+    kernel = _compiled("derivs", h.shape[0] * lam.shape[0], use_numba)
+    if kernel is None:
+        return _derivs_numpy(h, iy, im, lam, Q, Yt, Mt, logdet_mm, reml)
+    out = np.empty((h.shape[0], 3))
+    kernel(h, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, out)
+    return out[:, 0].copy(), out[:, 1].copy(), out[:, 2].copy()
 
 
 def residualise(yT: np.ndarray, Q: np.ndarray, *, use_numba=None):

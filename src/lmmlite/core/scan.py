@@ -24,10 +24,10 @@ covariates and :math:`\nu = n - p - k`:
   null model's ML :math:`h` (exact) or the null :math:`h` (fixed), on (k, :math:`\nu`) df.
 - hsq is searched on :math:`[0, 10^5/(1 + 10^5)]`, GEMMA's :math:`\lambda \le 10^5`, for the
   null and every marker alike (see ``HSQ_MAX``). In ``exact`` mode every marker's likelihoods
-  are first evaluated on a grid of ``GRID_POINTS`` values by matrix products; Brent's search
-  then starts on half a grid step around the vertex of the grid parabola at the marker's best
-  grid point (the grid intervals either side where the optimum lies beyond), and the interval's
-  ends are checked against the grid (``_search_many``).
+  are first evaluated on a grid of ``GRID_POINTS`` values by matrix products; Newton's method,
+  with the likelihood's exact derivatives, then starts at the vertex of the grid parabola at
+  the marker's best grid point (Brent's search of the grid intervals either side where it does
+  not converge there), and the ends are checked against the grid (``_search_many``).
 - LOD: :math:`\mathrm{LRT} / (2 \ln 10)`, which for ``fixed`` is R/qtl2's
   :math:`\frac n2 \log_{10}(\mathrm{rss}_0/\mathrm{rss}_1)`.
 
@@ -48,7 +48,7 @@ import numpy as np
 from scipy import special
 
 from . import _kernels
-from .brent import GOLDEN, SQRT_EPS
+from .brent import SQRT_EPS
 from .model import RotatedModel
 from .results import CHUNK_STATS, ChunkScan, InteractionScan
 
@@ -289,7 +289,7 @@ def _rss_and_effects(G: np.ndarray, p: int, k: int, split: int | None = None):
 
 #: Heritabilities at which every item's ML and REML log likelihoods are evaluated together,
 #: with matrix products, before its searches (the interval's ends included): they place each
-#: Brent search (see ``_search_many``), and the ends' values serve its boundary check.
+#: search (see ``_search_many``), and the ends' values serve its boundary check.
 GRID_POINTS = 17
 #: Items whose grid evaluations are formed at once (bounds the products' memory).
 _GRID_BLOCK = 512
@@ -364,16 +364,17 @@ def profile_loglik(G: np.ndarray, L: np.ndarray, n: int, reml: bool, logdet_zz) 
     return np.where(ok, ll, np.nan)
 
 
-#: Width, in grid steps, of the first search interval around the grid parabola's vertex.
-_NARROW = 0.5
+#: Newton steps an item's search may take from its grid vertex before Brent's search of its
+#: grid intervals takes over (a good start converges in three).
+_NEWTON_STEPS = 8
 
 
 def _brackets(ll: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Each item's search intervals: ``(lo, hi)``, the grid intervals either side of its best
-    grid point (the whole grid where every value is NaN), and ``(a, b)``, a narrow interval
-    within it whose golden-section point, where Brent starts, is the vertex of the parabola
-    through the best grid point and its neighbours (``(lo, hi)`` where there is no such
-    vertex). ``ll``: (g, m)."""
+    """Each item's search interval and start: ``(lo, hi)``, the grid intervals either side of
+    its best grid point (the whole grid where every value is NaN), ``x0``, the vertex of the
+    parabola through the best grid point and its neighbours, and ``ok``, whether that vertex
+    is a finite maximum inside ``(lo, hi)`` (else ``x0`` is the best grid point). ``ll``:
+    (g, m)."""
     g, m = ll.shape
     filled = np.where(np.isnan(ll), -np.inf, ll)
     best = np.argmax(filled, axis=0)
@@ -388,11 +389,43 @@ def _brackets(ll: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, ...]:
         curv = f0 - 2.0 * f1 + f2
         off = 0.5 * step * (f0 - f2) / curv
     ok = (best == b) & ~none & (curv < 0.0) & (np.abs(off) < step)  # a finite, inner vertex
-    width = _NARROW * step
-    xv = grid[b] + np.where(ok, off, 0.0)
-    a = np.where(ok, np.maximum(xv - GOLDEN * width, lo), lo)
-    bb = np.where(ok, np.minimum(xv + (1.0 - GOLDEN) * width, hi), hi)
-    return lo, hi, a, bb
+    x0 = grid[best] + np.where(ok, off, 0.0)
+    return lo, hi, x0, ok
+
+
+def _newton(
+    null: NullModel, iy, im, Mt, logdet_mm, reml: bool, x0, lo, hi, items: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Newton's method, with the likelihood's exact first and second derivatives
+    (``derivs_items``), on each of ``items`` from ``x0`` (as GEMMA polishes its estimates).
+    An item converges where its step is within Brent's tolerance (``SQRT_EPS |h| + tol/3``):
+    ``h`` is then that point, ``loglik`` its value. An item whose curvature is not negative,
+    whose step leaves ``(lo, hi)`` or that has not converged in ``_NEWTON_STEPS`` steps is left
+    to the caller (``done`` False). Returns ``(h, loglik, done)`` over all items."""
+    lam, Q, Yt = null.model.lam, null.model.Q, null.model.Yt
+    m = iy.shape[0]
+    h = np.full(m, np.nan)
+    ll = np.full(m, np.nan)
+    done = np.zeros(m, dtype=bool)
+    act = np.asarray(items, dtype=np.int64)
+    x = x0[act]
+    for _ in range(_NEWTON_STEPS):
+        if not act.size:
+            break
+        f, f1, f2 = _kernels.derivs_items(x, iy[act], im[act], lam, Q, Yt, Mt, logdet_mm, reml)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            step = -f1 / f2
+        good = np.isfinite(f) & (f2 < 0.0) & np.isfinite(step)
+        conv = good & (np.abs(step) <= SQRT_EPS * np.abs(x) + null.tol / 3.0)
+        hit = act[conv]
+        h[hit] = x[conv]
+        ll[hit] = f[conv]
+        done[hit] = True
+        xn = x + np.where(good, step, 0.0)
+        keep = good & ~conv & (xn > lo[act]) & (xn < hi[act])
+        act = act[keep]
+        x = xn[keep]
+    return h, ll, done
 
 
 def _search_many(
@@ -402,11 +435,11 @@ def _search_many(
     likelihood for each of ``fits``; returns (h, loglik) per fit.
 
     Every item is first evaluated on ``GRID_POINTS`` heritabilities (matrix products, shared by
-    the fits). Brent's search (``fit_items``) then runs on half a grid step around the vertex
-    of the parabola through its best grid point and that point's neighbours (``_brackets``); an item
-    whose optimum lies at that interval's inner end is searched again on the two grid
-    intervals around its best point. The interval's ends are checked as ``fit_lmm`` checks
-    them: an end whose log likelihood exceeds the search's optimum is taken (its value
+    the fits). Newton's method (``_newton``) then starts at the vertex of the parabola through
+    its best grid point and that point's neighbours; an item without such a vertex, or whose
+    Newton steps do not converge inside the two grid intervals around its best point, is
+    searched there by Brent (``fit_items``). The intervals' ends are checked as ``fit_lmm``
+    checks them: an end whose log likelihood exceeds the search's optimum is taken (its value
     recomputed by the kernel)."""
     lam, Q, Yt = null.model.lam, null.model.Q, null.model.Yt
     n, m = lam.shape[0], iy.shape[0]
@@ -420,20 +453,15 @@ def _search_many(
     out = []
     for reml in fits:
         ll_grid = lls[reml]
-        lo, hi, a, b = _brackets(ll_grid, grid)
-        h, fx, _, _ = _kernels.fit_items(iy, im, lam, Q, Yt, Mt, logdet_mm, reml, a, b, null.tol)
-        h = h.copy()
-        ll = -fx
-        # an optimum at a narrow interval's inner end lies beyond it: search the grid intervals
-        reach = 4.0 * (SQRT_EPS * np.abs(h) + null.tol / 3.0)
-        beyond = ((h - a < reach) & (a > lo)) | ((b - h < reach) & (b < hi))
-        redo = np.flatnonzero(beyond)
-        if redo.size:
+        lo, hi, x0, ok = _brackets(ll_grid, grid)
+        h, ll, done = _newton(null, iy, im, Mt, logdet_mm, reml, x0, lo, hi, np.flatnonzero(ok))
+        rest = np.flatnonzero(~done)
+        if rest.size:
             h2, fx2, _, _ = _kernels.fit_items(
-                iy[redo], im[redo], lam, Q, Yt, Mt, logdet_mm, reml, lo[redo], hi[redo], null.tol
+                iy[rest], im[rest], lam, Q, Yt, Mt, logdet_mm, reml, lo[rest], hi[rest], null.tol
             )  # fmt: skip
-            h[redo] = h2
-            ll[redo] = -fx2
+            h[rest] = h2
+            ll[rest] = -fx2
         for i, edge in ((0, 0.0), (GRID_POINTS - 1, HSQ_MAX)):
             with np.errstate(invalid="ignore"):
                 cand = np.flatnonzero(~(ll_grid[i] <= ll) & ~np.isnan(ll_grid[i]))
