@@ -59,6 +59,7 @@ __all__ = [
     "residualise",
     "serial",
     "shuffle_rows",
+    "slope_curvature",
 ]
 
 _LN2 = math.log(2.0)
@@ -406,92 +407,13 @@ def _dgram(lam, Q, Mt, im, y, s, w1, w2, G1, G2):  # pragma: no cover - compiled
     return l1, -l2
 
 
-def _sym(G, a, b):  # pragma: no cover - compiled
-    """Entry (a, b) of a symmetric matrix held in its lower triangle."""
-    return G[a, b] if a >= b else G[b, a]
-
-
-def _slope_curvature(G0, G1, G2, l1, l2, C, Ai, beta, v, n, reml):  # pragma: no cover
-    """First and second derivatives in h of the profile log likelihood, from Z'SZ (``G0``)
-    and its derivatives (``G1``, ``G2``), all lower triangles, those of sum(log d) (``l1``,
-    ``l2``) and the Cholesky factor ``C`` of the covariate block A (lower triangle, as
-    :func:`_assemble` left it). With b the covariates' cross products with y, g = y'Sy,
-    beta = A^-1 b, rss = g - b.beta, u = b1 - A1 beta (1, 2: first, second derivatives):
-
-    - rss1 = g1 - 2 b1.beta + beta.A1.beta
-    - rss2 = g2 - 2 b2.beta + beta.A2.beta - 2 u.A^-1.u
-    - (log det A)1 = tr(A^-1 A1), (log det A)2 = tr(A^-1 A2) - tr(A^-1 A1 A^-1 A1)
-
-    ML: ll = -(L + n log rss)/2; REML: -(L + (n - r) log rss + log det A)/2 (constants
-    aside). ``Ai``, ``beta``, ``v``: scratch."""
-    r = G0.shape[0] - 1
-    for j in range(r):  # Ai (lower) <- C^-1, column by column
-        for i in range(r):
-            if i < j:
-                Ai[i, j] = 0.0
-                continue
-            acc = 1.0 if i == j else 0.0
-            for q in range(j, i):
-                acc -= C[i, q] * Ai[q, j]
-            Ai[i, j] = acc / C[i, i]
-    for a in range(r):  # A^-1 = C^-T C^-1 into the upper triangle (C^-1 read from below)
-        for b in range(a, r):
-            acc = 0.0
-            for q in range(b, r):
-                acc += Ai[q, a] * Ai[q, b]
-            v[b] = acc
-        for b in range(a, r):
-            Ai[a, b] = v[b]
-    for a in range(r):
-        for b in range(a):
-            Ai[a, b] = Ai[b, a]
-    for a in range(r):
-        acc = 0.0
-        for b in range(r):
-            acc += Ai[a, b] * _sym(G0, b, r)
-        beta[a] = acc
-    rss = _sym(G0, r, r)
-    rss1 = _sym(G1, r, r)
-    rss2 = _sym(G2, r, r)
-    for a in range(r):
-        rss -= _sym(G0, a, r) * beta[a]
-        rss1 -= 2.0 * _sym(G1, a, r) * beta[a]
-        rss2 -= 2.0 * _sym(G2, a, r) * beta[a]
-        for b in range(r):
-            rss1 += beta[a] * _sym(G1, a, b) * beta[b]
-            rss2 += beta[a] * _sym(G2, a, b) * beta[b]
-    for a in range(r):  # u = b1 - A1 beta
-        acc = _sym(G1, a, r)
-        for b in range(r):
-            acc -= _sym(G1, a, b) * beta[b]
-        v[a] = acc
-    ld1 = 0.0
-    ld2 = 0.0
-    for a in range(r):
-        acc = 0.0
-        for b in range(r):
-            acc += Ai[a, b] * v[b]
-            ld1 += Ai[a, b] * _sym(G1, b, a)
-            ld2 += Ai[a, b] * _sym(G2, b, a)
-        rss2 -= 2.0 * v[a] * acc
-    for a in range(r):  # tr((A^-1 A1)^2)
-        for b in range(r):
-            x = 0.0
-            y = 0.0
-            for q in range(r):
-                x += Ai[a, q] * _sym(G1, q, b)
-                y += Ai[b, q] * _sym(G1, q, a)
-            ld2 -= x * y
-    q1 = rss1 / rss
-    q2 = rss2 / rss - q1 * q1
-    if reml:
-        return -0.5 * (l1 + (n - r) * q1 + ld1), -0.5 * (l2 + (n - r) * q2 + ld2)
-    return -0.5 * (l1 + n * q1), -0.5 * (l2 + n * q2)
-
-
-def _derivs_items(h, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, out):  # pragma: no cover
-    """Profile log likelihood of each item at its h (as :func:`_loglik_items`, bit for bit)
-    and its first and second derivatives in h: ``out`` (m, 3)."""
+def _derivs_items(
+    h, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, out_f, out_G, out_G1, out_G2, out_L
+):  # pragma: no cover - compiled
+    """Profile log likelihood of each item at its h (``out_f``, as :func:`_loglik_items`, bit
+    for bit), its Z'SZ and that matrix's first and second derivatives in h (``out_G``,
+    ``out_G1``, ``out_G2``, (m, c, c), symmetric) and those of sum(log d) (``out_L`` (m, 2));
+    :func:`slope_curvature` turns them into the likelihood's derivatives."""
     m = h.shape[0]
     n = lam.shape[0]
     c = Q.shape[0] + Mt.shape[1] + 1
@@ -501,28 +423,23 @@ def _derivs_items(h, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, out):  # pragma: n
         w1 = np.empty(n)
         w2 = np.empty(n)
         G = np.empty((c, c))
-        G0 = np.empty((c, c))
         G1 = np.empty((c, c))
         G2 = np.empty((c, c))
-        Ai = np.empty((c, c))
-        beta = np.empty(c)
-        v = np.empty(c)
         for j in range(ch * _CHUNK, min(m, (ch + 1) * _CHUNK)):
             y = Yt[iy[j]]
             L = _gram(h[j], lam, Q, Mt, im[j], y, s, G)
+            l1, l2 = _dgram(lam, Q, Mt, im[j], y, s, w1, w2, G1, G2)
             for a in range(c):
                 for b in range(a + 1):
-                    G0[a, b] = G[a, b]
-            f = _assemble(G, L, n, c - 1, reml, logdet_mm[im[j]])
-            out[j, 0] = f
-            if math.isnan(f):
-                out[j, 1] = math.nan
-                out[j, 2] = math.nan
-                continue
-            l1, l2 = _dgram(lam, Q, Mt, im[j], y, s, w1, w2, G1, G2)
-            f1, f2 = _slope_curvature(G0, G1, G2, l1, l2, G, Ai, beta, v, n, reml)
-            out[j, 1] = f1
-            out[j, 2] = f2
+                    out_G[j, a, b] = G[a, b]
+                    out_G[j, b, a] = G[a, b]
+                    out_G1[j, a, b] = G1[a, b]
+                    out_G1[j, b, a] = G1[a, b]
+                    out_G2[j, a, b] = G2[a, b]
+                    out_G2[j, b, a] = G2[a, b]
+            out_L[j, 0] = l1
+            out_L[j, 1] = l2
+            out_f[j] = _assemble(G, L, n, c - 1, reml, logdet_mm[im[j]])
 
 
 def _residualise(yT, Q, coef, out):  # pragma: no cover - compiled
@@ -830,8 +747,6 @@ _HELPERS = (
     "_neg_loglik",
     "_dwdot3",
     "_dgram",
-    "_sym",
-    "_slope_curvature",
     "_brent_propose",
     "_brent_update",
 )
@@ -964,27 +879,36 @@ def _assemble_numpy(G, L, n, reml, logdet_zz):
 
 
 def _derivs_numpy(h, iy, im, lam, Q, Yt, Mt, logdet_mm, reml):
-    """Twin of :func:`_derivs_items`: (f, f1, f2) with the same formulas, vectorised."""
-    n = lam.shape[0]
+    """Twin of :func:`_derivs_items`: (f, G, G1, G2, L') with the same formulas, vectorised."""
     G, L = _gram_numpy(h, iy, im, lam, Q, Yt, Mt)
-    f = _assemble_numpy(G, L, n, reml, logdet_mm[im])
+    f = _assemble_numpy(G, L, lam.shape[0], reml, logdet_mm[im])
     s = 1.0 / (h[:, None] * lam[None, :] + (1.0 - h)[:, None])
     e = (lam - 1.0)[None, :] * s
     w1 = s * e
     w2 = w1 * e
     cols = _columns_numpy(iy, im, Q, Yt, Mt)
-    c = len(cols)
-    r = c - 1
     G1 = np.empty(G.shape)
     G2 = np.empty(G.shape)
-    for a in range(c):
+    for a in range(len(cols)):
         for b in range(a + 1):
             G1[:, a, b] = G1[:, b, a] = -np.sum(w1 * cols[a] * cols[b], axis=1)
             G2[:, a, b] = G2[:, b, a] = 2.0 * np.sum(w2 * cols[a] * cols[b], axis=1)
-    l1 = np.sum(e, axis=1)
-    l2 = -np.sum(e * e, axis=1)
+    dL = np.stack([np.sum(e, axis=1), -np.sum(e * e, axis=1)], axis=1)
+    return f, G, G1, G2, dL
+
+
+def slope_curvature(f, G, G1, G2, dL, n: int, reml: bool):
+    """First and second derivatives in h of the profile log likelihood (NaN where ``f`` is),
+    from Z'SZ (``G``), its derivatives (``G1``, ``G2``) and those of sum(log d) (``dL``: (m, 2)).
+
+    With A, b, g the covariate block, its cross products with y and y'Sy, beta = A^-1 b,
+    rss = g - b.beta and u = b1 - A1 beta (1, 2: first and second derivatives):
+    rss1 = g1 - 2 b1.beta + beta.A1.beta, rss2 = g2 - 2 b2.beta + beta.A2.beta - 2 u.A^-1.u,
+    (log det A)1 = tr(A^-1 A1), (log det A)2 = tr(A^-1 A2) - tr(A^-1 A1 A^-1 A1); ML:
+    ll = -(L + n log rss)/2, REML: -(L + (n - r) log rss + log det A)/2 (constants aside)."""
+    r = G.shape[1] - 1
     ok = np.isfinite(f)
-    Ai = np.full((h.shape[0], r, r), np.nan)
+    Ai = np.full((G.shape[0], r, r), np.nan)
     Ai[ok] = np.linalg.inv(G[ok, :r, :r])
     with np.errstate(invalid="ignore", divide="ignore"):
         beta = np.einsum("mab,mb->ma", Ai, G[:, :r, r])
@@ -995,18 +919,19 @@ def _derivs_numpy(h, iy, im, lam, Q, Yt, Mt, logdet_mm, reml):
         rss2 = G2[:, r, r] - 2.0 * np.einsum("ma,ma->m", G2[:, :r, r], beta)
         rss2 += np.einsum("ma,mab,mb->m", beta, G2[:, :r, :r], beta)
         rss2 -= 2.0 * np.einsum("ma,mab,mb->m", u, Ai, u)
-        M1 = Ai @ G1[:, :r, :r]
-        ld1 = np.trace(M1, axis1=1, axis2=2)
-        ld2 = np.trace(Ai @ G2[:, :r, :r], axis1=1, axis2=2) - np.einsum("mab,mba->m", M1, M1)
         q1 = rss1 / rss
         q2 = rss2 / rss - q1 * q1
         if reml:
-            f1 = -0.5 * (l1 + (n - r) * q1 + ld1)
-            f2 = -0.5 * (l2 + (n - r) * q2 + ld2)
+            M1 = Ai @ G1[:, :r, :r]
+            ld1 = np.trace(M1, axis1=1, axis2=2)
+            ld2 = np.trace(Ai @ G2[:, :r, :r], axis1=1, axis2=2)
+            ld2 -= np.einsum("mab,mba->m", M1, M1)
+            f1 = -0.5 * (dL[:, 0] + (n - r) * q1 + ld1)
+            f2 = -0.5 * (dL[:, 1] + (n - r) * q2 + ld2)
         else:
-            f1 = -0.5 * (l1 + n * q1)
-            f2 = -0.5 * (l2 + n * q2)
-    return f, np.where(ok, f1, np.nan), np.where(ok, f2, np.nan)
+            f1 = -0.5 * (dL[:, 0] + n * q1)
+            f2 = -0.5 * (dL[:, 1] + n * q2)
+    return np.where(ok, f1, np.nan), np.where(ok, f2, np.nan)
 
 
 def _residualise_numpy(yT, Q):
@@ -1158,13 +1083,19 @@ def derivs_items(h, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, *, use_numba=None):
     """Profile log likelihood of each item at its own heritability, with its first and second
     derivatives in h: ``(ll, d ll/dh, d2 ll/dh2)``, each (m,) (arguments as
     :func:`loglik_items`, whose value the compiled kernel gives bit for bit; NaN where the
-    likelihood is)."""
+    likelihood is). The kernel (or its twin) forms the Grams; :func:`slope_curvature` the
+    derivatives."""
     kernel = _compiled("derivs", h.shape[0] * lam.shape[0], use_numba)
     if kernel is None:
-        return _derivs_numpy(h, iy, im, lam, Q, Yt, Mt, logdet_mm, reml)
-    out = np.empty((h.shape[0], 3))
-    kernel(h, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, out)
-    return out[:, 0].copy(), out[:, 1].copy(), out[:, 2].copy()
+        f, G, G1, G2, dL = _derivs_numpy(h, iy, im, lam, Q, Yt, Mt, logdet_mm, reml)
+    else:
+        m = h.shape[0]
+        c = Q.shape[0] + Mt.shape[1] + 1
+        f = np.empty(m)
+        G, G1, G2 = (np.empty((m, c, c)) for _ in range(3))
+        dL = np.empty((m, 2))
+        kernel(h, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, f, G, G1, G2, dL)
+    return (f, *slope_curvature(f, G, G1, G2, dL, lam.shape[0], reml))
 
 
 def residualise(yT: np.ndarray, Q: np.ndarray, *, use_numba=None):
