@@ -135,6 +135,23 @@ def test_herit__subprocess_error_is_one_line_without_traceback(tmp_path):
     assert "Traceback" not in res.stderr
 
 
+def test_command__quick_exit_writes_everything_first(tmp_path):
+    """``python -m lmmlite`` ends the process without the interpreter's teardown
+    (``cli.run``): the table is complete, the summary and the warnings are on stdout and
+    stderr, the status is main's."""
+    out = tmp_path / "h.csv"
+    res = subprocess.run(
+        [sys.executable, "-m", "lmmlite", "herit", *INPUTS, "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    got = read_table(out)
+    np.testing.assert_allclose(got["hsq"], _api()["hsq"].to_numpy(), rtol=1e-12)
+    assert res.stdout.rstrip().endswith(f"wrote 26 rows x 17 columns to {out}")
+    assert res.stderr.startswith("lmmlite: warning: 11 of 26 phenotype(s) have hsq on the")
+
+
 def test_profile__plot_and_grid(tmp_path, capsys):
     import matplotlib.image as mpimg
 
