@@ -67,12 +67,15 @@ def plot_profile(
             hx, lx = hs[k], ll[k]
         ax.axvline(hx, color="mediumvioletred", lw=1, ls="--")
         ax.plot([hx], [lx], "o", color="mediumvioletred")
+        right = hx > 0.75  # the label to the left of the line near the right edge
         ax.annotate(
             f"hsq = {hx:.3f}",
             (hx, lx),
             textcoords="offset points",
-            xytext=(6, -14),
+            xytext=(-6 if right else 6, -14),
+            ha="right" if right else "left",
             color="mediumvioletred",
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85},
         )
         ax.set_xlim(0, 1)
         ax.set_xlabel("heritability (hsq)")
