@@ -273,9 +273,10 @@ def test_profile_loglik__nan_where_the_covariates_are_singular():
 @pytest.mark.parametrize("reml", [True, False])
 def test_search_many__finds_the_maximum_of_a_fine_grid(monkeypatch, newton, reml):
     """The exact scan's per-item search (grid, Newton's method from the grid parabola's
-    vertex, Brent on the grid intervals where Newton does not converge, the ends) against the
-    best of 4,001 likelihood evaluations per item; with Newton switched off, every item takes
-    Brent's search and still lands on the maximum."""
+    vertex, the ends' shortcut, Brent on the grid intervals where neither settles an item, the
+    ends' check) against the best of 4,001 likelihood evaluations per item; with Newton and
+    the shortcut switched off, every item takes Brent's search and still lands on the
+    maximum."""
     from types import SimpleNamespace
 
     from lmmlite.core import scan as core_scan
@@ -288,8 +289,14 @@ def test_search_many__finds_the_maximum_of_a_fine_grid(monkeypatch, newton, reml
         return fit(iy, *args, **kw)
 
     monkeypatch.setattr(_kernels, "fit_items", counted)
-    if not newton:
+    if not newton:  # neither Newton's steps nor the ends' shortcut
+
+        def nothing(null, iy, *args):
+            nan = np.full(iy.shape[0], np.nan)
+            return nan, nan, np.zeros(iy.shape[0], dtype=bool), nan
+
         monkeypatch.setattr(core_scan, "_NEWTON_STEPS", 0)
+        monkeypatch.setattr(core_scan, "_edge_optima", nothing)
     n, p, k, t, mk, m = 60, 1, 1, 4, 30, 60
     rng = np.random.default_rng(8)
     lam = np.sort(rng.gamma(0.4, 2.5, n))[::-1].copy()
@@ -312,11 +319,55 @@ def test_search_many__finds_the_maximum_of_a_fine_grid(monkeypatch, newton, reml
     assert np.all(ll >= best - 1e-9 * np.abs(best))  # at least as high as any grid point
     np.testing.assert_allclose(h, fine[np.nanargmax(grid_ll, axis=0)], atol=2.5e-4)
     assert len(np.unique(np.round(h, 2))) > 3  # optima spread over [0, 1], ends included
-    if newton:  # Newton found every optimum away from the grid's end intervals
-        inner = (h > 1.0 / 16) & (h < core_scan.HSQ_MAX - 1.0 / 16)
-        assert inner.sum() > m // 4 and sum(calls) <= m - inner.sum()
+    if newton:  # Newton, or the ends' shortcut, settled most items (half are at or near an end)
+        assert sum(calls) <= m // 4
     else:
         assert calls == [m]
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_search_many__ends_shortcut_equals_brent_and_the_ends_check(monkeypatch, reml):
+    """Items whose optimum is an end of [0, HSQ_MAX] (traits with no kinship signal, and
+    ones with almost only kinship signal): the ends' shortcut gives what Brent's search of
+    the end interval and the ends' check give, h and log likelihood bit for bit."""
+    from types import SimpleNamespace
+
+    from lmmlite.core import scan as core_scan
+
+    n, p, k, mk = 300, 1, 1, 20
+    rng = np.random.default_rng(12)
+    lam = np.sort(rng.gamma(0.5, 2.0, n))[::-1].copy()
+    Q = np.linalg.qr(rng.standard_normal((n, p)))[0].T.copy()
+    h_true = np.array([0.0, 0.0, 0.0, 1.0])
+    Yt = rng.standard_normal((4, n)) * np.sqrt(h_true[:, None] * lam + 1 - h_true[:, None])
+    Yt -= (Yt @ Q.T) @ Q
+    Mt = rng.standard_normal((mk, k, n))
+    Mt -= np.einsum("mkn,pn->mkp", Mt, Q) @ Q
+    ldm = np.log(np.einsum("mkn,mkn->m", Mt, Mt))
+    iy, im = np.repeat(np.arange(4), mk), np.tile(np.arange(mk), 4)
+    null = SimpleNamespace(model=SimpleNamespace(lam=lam, Q=Q, Yt=Yt), tol=1e-7)
+    calls = []
+    edge = core_scan._edge_optima
+
+    def counted(*args):
+        out = edge(*args)
+        calls.append(int(out[2].sum()))
+        return out
+
+    monkeypatch.setattr(core_scan, "_edge_optima", counted)
+    ((h, ll),) = core_scan._search_many(null, iy, im, Mt, ldm, (reml,))
+    assert sum(calls) >= iy.shape[0] // 4  # settled by the shortcut
+    monkeypatch.setattr(core_scan, "_edge_optima", lambda null, iy, *a: (
+        *(np.full(iy.shape[0], np.nan),) * 2, np.zeros(iy.shape[0], dtype=bool),
+        np.full(iy.shape[0], np.nan),
+    ))  # fmt: skip
+    monkeypatch.setattr(core_scan, "_NEWTON_STEPS", 0)
+    ((h0, ll0),) = core_scan._search_many(null, iy, im, Mt, ldm, (reml,))
+    at_end = (h == 0.0) | (h == core_scan.HSQ_MAX)
+    assert at_end.sum() >= sum(calls)
+    np.testing.assert_array_equal(h[at_end], h0[at_end])
+    np.testing.assert_array_equal(ll[at_end], ll0[at_end])
+    np.testing.assert_allclose(h, h0, rtol=0, atol=1e-6)  # the others: within the tolerance
 
 
 def test_loglik_items__log_determinant_of_zero_and_negative_factors():

@@ -428,6 +428,49 @@ def _newton(
     return h, ll, done
 
 
+def _edge_optima(
+    null: NullModel, iy, im, Mt, logdet_mm, reml: bool, ll_grid, grid, items: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Items of ``items`` whose best grid point is an end of the grid and whose likelihood
+    falls away from it across the whole end interval: slope pointing out of the interval and
+    negative curvature at both of its ends (exact derivatives, ``derivs_items``). Their
+    optimum is that end, as Brent's search of the interval followed by the check of its end
+    finds (the end's log likelihood is the kernel's, bit for bit); they are spared that
+    search. An item whose likelihood rises from the end into the interval gets, in
+    ``start``, the Newton step from the end when it lands inside the interval (else NaN).
+    Returns ``(h, loglik, done, start)`` over all items (``done`` False for the others)."""
+    lam, Q, Yt = null.model.lam, null.model.Q, null.model.Yt
+    m = iy.shape[0]
+    g = grid.shape[0]
+    h = np.full(m, np.nan)
+    ll = np.full(m, np.nan)
+    done = np.zeros(m, dtype=bool)
+    start = np.full(m, np.nan)
+    sub = ll_grid[:, items]
+    best = np.argmax(np.where(np.isnan(sub), -np.inf, sub), axis=0)
+    for end, inner, outward in ((0, 1, -1.0), (g - 1, g - 2, 1.0)):
+        sel = items[(best == end) & np.isfinite(sub[end])]
+        if not sel.size:
+            continue
+        k = sel.shape[0]
+        x = np.concatenate([np.full(k, grid[end]), np.full(k, grid[inner])])
+        two = np.concatenate([sel, sel])
+        f, f1, f2 = _kernels.derivs_items(x, iy[two], im[two], lam, Q, Yt, Mt, logdet_mm, reml)
+        with np.errstate(invalid="ignore"):
+            away = (outward * f1[:k] >= 0.0) & (outward * f1[k:] >= 0.0)
+            away &= (f2[:k] < 0.0) & (f2[k:] < 0.0) & np.isfinite(f[:k])
+        hit = sel[away]
+        h[hit] = grid[end]
+        ll[hit] = f[:k][away]
+        done[hit] = True
+        with np.errstate(invalid="ignore", divide="ignore"):
+            x1 = grid[end] - f1[:k] / f2[:k]
+        lo, hi = min(grid[end], grid[inner]), max(grid[end], grid[inner])
+        inside = ~away & (f2[:k] < 0.0) & (x1 > lo) & (x1 < hi)
+        start[sel[inside]] = x1[inside]
+    return h, ll, done, start
+
+
 def _search_many(
     null: NullModel, iy, im, Mt, logdet_mm, fits: tuple[bool, ...]
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -436,11 +479,13 @@ def _search_many(
 
     Every item is first evaluated on ``GRID_POINTS`` heritabilities (matrix products, shared by
     the fits). Newton's method (``_newton``) then starts at the vertex of the parabola through
-    its best grid point and that point's neighbours; an item without such a vertex, or whose
-    Newton steps do not converge inside the two grid intervals around its best point, is
-    searched there by Brent (``fit_items``). The intervals' ends are checked as ``fit_lmm``
-    checks them: an end whose log likelihood exceeds the search's optimum is taken (its value
-    recomputed by the kernel)."""
+    its best grid point and that point's neighbours. An item whose best grid point is an end
+    takes that end where the likelihood falls away from it over the end interval, and
+    otherwise starts Newton at the Newton step from the end (``_edge_optima``). Any other
+    item, or one whose Newton steps do not converge inside the two grid intervals around its
+    best point, is searched there by Brent (``fit_items``). The intervals' ends are checked as
+    ``fit_lmm`` checks them: an end whose log likelihood exceeds the search's optimum is taken
+    (its value recomputed by the kernel)."""
     lam, Q, Yt = null.model.lam, null.model.Q, null.model.Yt
     n, m = lam.shape[0], iy.shape[0]
     grid = np.linspace(0.0, HSQ_MAX, GRID_POINTS)
@@ -456,6 +501,17 @@ def _search_many(
         lo, hi, x0, ok = _brackets(ll_grid, grid)
         h, ll, done = _newton(null, iy, im, Mt, logdet_mm, reml, x0, lo, hi, np.flatnonzero(ok))
         rest = np.flatnonzero(~done)
+        if rest.size:  # best at an end of the grid: the optimum there, or Newton from it
+            he, lle, at_end, x1 = _edge_optima(
+                null, iy, im, Mt, logdet_mm, reml, ll_grid, grid, rest
+            )  # fmt: skip
+            h[at_end], ll[at_end] = he[at_end], lle[at_end]
+            done |= at_end
+            hn, lln, dn = _newton(
+                null, iy, im, Mt, logdet_mm, reml, x1, lo, hi, np.flatnonzero(np.isfinite(x1))
+            )  # fmt: skip
+            h[dn], ll[dn] = hn[dn], lln[dn]
+            rest = np.flatnonzero(~(done | dn))
         if rest.size:
             h2, fx2, _, _ = _kernels.fit_items(
                 iy[rest], im[rest], lam, Q, Yt, Mt, logdet_mm, reml, lo[rest], hi[rest], null.tol
