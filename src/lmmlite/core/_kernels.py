@@ -14,14 +14,17 @@ rotated, orthonormalised covariates ``Q`` (shared by all items), the item's own 
 ``M`` (a marker's genotype columns in a scan; none for heritability) and the item's rotated
 phenotype ``y``. The log likelihood follows from a Cholesky factorisation of :math:`G_j`.
 
-The kernels loop over items in parallel (``prange``). Sums over samples are written in four
-explicit lanes added in a fixed order, which the compiler vectorises without reordering
-anything: no fast-math flag is used, so an item's numbers are the same bit for bit whatever
+The kernels loop over items in parallel (``prange``). Sums over samples are taken in a fixed
+order (sample order in the fused two- and three-column passes, four explicit lanes added in a
+fixed order elsewhere); the reciprocals 1/d come from a loop of their own, which the compiler
+vectorises. No fast-math flag is used, so an item's numbers are the same bit for bit whatever
 the build (serial or parallel, freshly compiled or loaded from numba's cache) and whatever
 the number of items. The log-determinant is accumulated as products of 64 factors
 renormalised with ``frexp``, one logarithm per item instead of one per sample; a block whose
 product leaves the safe range is summed term by term. Every kernel takes the covariate basis as
-one 2-D array, so each is compiled once whatever the number of covariates.
+one 2-D array, so each is compiled once whatever the number of covariates. ``derivs_items``
+adds the first and second derivatives in h of G and L (one more pass over the samples), from
+which :func:`slope_curvature` gives the likelihood's, for the exact scan's Newton steps.
 """
 
 from __future__ import annotations
