@@ -328,48 +328,6 @@ def _gram_items(h, iy, im, lam, Q, Yt, Mt, out_G, out_L):  # pragma: no cover - 
                     out_G[j, b, a] = G[a, b]
 
 
-def _dwdot3(w1, w2, x0, x1, x2, G1, G2):  # pragma: no cover - compiled
-    """The lower triangles of Z'W1Z and Z'W2Z for three columns in one pass (sample order)."""
-    a00 = a10 = a11 = a20 = a21 = a22 = 0.0
-    b00 = b10 = b11 = b20 = b21 = b22 = 0.0
-    for i in range(w1.shape[0]):
-        u = w1[i]
-        v = w2[i]
-        a = x0[i]
-        b = x1[i]
-        c = x2[i]
-        ua = u * a
-        ub = u * b
-        uc = u * c
-        a00 += ua * a
-        a10 += ub * a
-        a11 += ub * b
-        a20 += uc * a
-        a21 += uc * b
-        a22 += uc * c
-        va = v * a
-        vb = v * b
-        vc = v * c
-        b00 += va * a
-        b10 += vb * a
-        b11 += vb * b
-        b20 += vc * a
-        b21 += vc * b
-        b22 += vc * c
-    G1[0, 0] = a00
-    G1[1, 0] = a10
-    G1[1, 1] = a11
-    G1[2, 0] = a20
-    G1[2, 1] = a21
-    G1[2, 2] = a22
-    G2[0, 0] = b00
-    G2[1, 0] = b10
-    G2[1, 1] = b11
-    G2[2, 0] = b20
-    G2[2, 1] = b21
-    G2[2, 2] = b22
-
-
 def _dgram(lam, Q, Mt, im, y, s, w1, w2, G1, G2):  # pragma: no cover - compiled
     """The first and second derivatives in h of Z'SZ (lower triangles of G1, G2) and of
     sum(log d) (returned), from ``s`` = 1/d as :func:`_gram` left it: with e = (lam - 1)/d,
@@ -404,11 +362,11 @@ def _dgram(lam, Q, Mt, im, y, s, w1, w2, G1, G2):  # pragma: no cover - compiled
         b0 += e0 * e0
     l1 = (a0 + a1) + (a2 + a3)
     l2 = (b0 + b1) + (b2 + b3)
-    if c == 3:
-        _dwdot3(
-            w1, w2, _column(c - 3, p, k, Q, Mt, im, y), _column(c - 2, p, k, Q, Mt, im, y),
-            y, G1, G2,
-        )  # fmt: skip
+    if c == 3:  # the fused three-column pass of _gram, once per weight
+        x0 = _column(c - 3, p, k, Q, Mt, im, y)
+        x1 = _column(c - 2, p, k, Q, Mt, im, y)
+        _wdot3(w1, x0, x1, y, G1)
+        _wdot3(w2, x0, x1, y, G2)
     else:
         for a in range(c):
             za = _column(a, p, k, Q, Mt, im, y)
@@ -761,7 +719,6 @@ _HELPERS = (
     "_gram",
     "_assemble",
     "_neg_loglik",
-    "_dwdot3",
     "_dgram",
     "_brent_propose",
     "_brent_update",
