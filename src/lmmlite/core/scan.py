@@ -372,9 +372,9 @@ _NEWTON_STEPS = 8
 def _brackets(ll: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, ...]:
     """Each item's search interval and start: ``(lo, hi)``, the grid intervals either side of
     its best grid point (the whole grid where every value is NaN), ``x0``, the vertex of the
-    parabola through the best grid point and its neighbours, and ``ok``, whether that vertex
-    is a finite maximum inside ``(lo, hi)`` (else ``x0`` is the best grid point). ``ll``:
-    (g, m)."""
+    parabola through the best grid point and its neighbours, ``ok``, whether that vertex is a
+    finite maximum inside ``(lo, hi)`` (else ``x0`` is the best grid point), and ``best``, the
+    best grid point's index (-1 where every value is NaN). ``ll``: (g, m)."""
     g, m = ll.shape
     filled = np.where(np.isnan(ll), -np.inf, ll)
     best = np.argmax(filled, axis=0)
@@ -390,7 +390,7 @@ def _brackets(ll: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, ...]:
         off = 0.5 * step * (f0 - f2) / curv
     ok = (best == b) & ~none & (curv < 0.0) & (np.abs(off) < step)  # a finite, inner vertex
     x0 = grid[best] + np.where(ok, off, 0.0)
-    return lo, hi, x0, ok
+    return lo, hi, x0, ok, np.where(none, -1, best)
 
 
 def _newton(
@@ -429,9 +429,10 @@ def _newton(
 
 
 def _edge_optima(
-    null: NullModel, iy, im, Mt, logdet_mm, reml: bool, ll_grid, grid, items: np.ndarray
+    null: NullModel, iy, im, Mt, logdet_mm, reml: bool, grid, best, items: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Items of ``items`` whose best grid point is an end of the grid and whose likelihood
+    """Items of ``items`` whose best grid point (``best``, as :func:`_brackets` gives it) is
+    an end of the grid and whose likelihood
     falls away from it across the whole end interval: slope pointing out of the interval and
     negative curvature at both of its ends (exact derivatives, ``derivs_items``). Their
     optimum is that end, as Brent's search of the interval followed by the check of its end
@@ -446,10 +447,8 @@ def _edge_optima(
     ll = np.full(m, np.nan)
     done = np.zeros(m, dtype=bool)
     start = np.full(m, np.nan)
-    sub = ll_grid[:, items]
-    best = np.argmax(np.where(np.isnan(sub), -np.inf, sub), axis=0)
     for end, inner, outward in ((0, 1, -1.0), (g - 1, g - 2, 1.0)):
-        sel = items[(best == end) & np.isfinite(sub[end])]
+        sel = items[best[items] == end]
         if not sel.size:
             continue
         k = sel.shape[0]
@@ -498,13 +497,11 @@ def _search_many(
     out = []
     for reml in fits:
         ll_grid = lls[reml]
-        lo, hi, x0, ok = _brackets(ll_grid, grid)
+        lo, hi, x0, ok, best = _brackets(ll_grid, grid)
         h, ll, done = _newton(null, iy, im, Mt, logdet_mm, reml, x0, lo, hi, np.flatnonzero(ok))
         rest = np.flatnonzero(~done)
         if rest.size:  # best at an end of the grid: the optimum there, or Newton from it
-            he, lle, at_end, x1 = _edge_optima(
-                null, iy, im, Mt, logdet_mm, reml, ll_grid, grid, rest
-            )  # fmt: skip
+            he, lle, at_end, x1 = _edge_optima(null, iy, im, Mt, logdet_mm, reml, grid, best, rest)
             h[at_end], ll[at_end] = he[at_end], lle[at_end]
             done |= at_end
             hn, lln, dn = _newton(
