@@ -9,7 +9,6 @@ analyse the samples present everywhere; then the dropped ids are named in a warn
 from __future__ import annotations
 
 import warnings
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from .core.checks import (
     check_design,
     check_kinship_scale,
     check_phenotypes,
+    duplicated,
     format_values,
 )
 from .exceptions import (
@@ -100,7 +100,7 @@ def numeric_frame(df: Any, what: str, error: type[InputError] = InputError) -> p
                 examples.append(str(c))
         raise error(f"{what} has non-numeric column(s): {', '.join(examples)}")
     names = labels(df.columns)
-    dup = sorted(c for c, k in Counter(names).items() if k > 1)
+    dup = duplicated(names)
     if dup:
         raise error(f"{what} has duplicated column names: {format_values(dup)}")
     return pd.DataFrame(df.to_numpy(dtype=float), index=sample_ids(df.index, what), columns=names)

@@ -9,7 +9,8 @@ rule and the offending values; none of them uses ``assert``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,11 @@ def check_kinship_scale(K: np.ndarray) -> None:
             f"kinship entries are of size {top:.3g}: too {'large' if top > 1 else 'small'} "
             "for double precision; a kinship is of order 1 (rescale it)"
         )
+
+
+def duplicated(values: Iterable[Any]) -> list[Any]:
+    """The values that occur more than once, each once, sorted (counted in one pass)."""
+    return sorted(v for v, k in Counter(values).items() if k > 1)
 
 
 def format_values(values: Sequence[Any] | np.ndarray, limit: int = 10) -> str:

@@ -20,7 +20,6 @@ import io
 import itertools
 import os
 import warnings
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..core.checks import duplicated
 from ..exceptions import DataWarning, FileFormatError, InputError
 from ..options import CHUNK_SIZE
 from .tables import (
@@ -552,7 +552,7 @@ class DosageSource(GenotypeSource):
         self.samples = header[3:]
         if not self.samples:
             raise FileFormatError(f"dosage file {str(path)!r} has no sample columns")
-        dup = sorted(c for c, k in Counter(self.samples).items() if k > 1)
+        dup = duplicated(self.samples)
         if dup:
             raise FileFormatError(
                 f"dosage file {str(path)!r} has duplicated sample ids: {', '.join(dup[:10])}"

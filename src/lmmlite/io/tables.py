@@ -29,13 +29,13 @@ import stat
 import tempfile
 import threading
 import warnings
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 
+from ..core.checks import duplicated
 from ..exceptions import FileFormatError, FileFormatWarning
 
 __all__ = [
@@ -160,7 +160,7 @@ def read_table(
     header_trailing = len(header) > 1 and header[-1] == "" and ends_empty
     data_trailing = ends_empty and all(len(r) == len(header) + 1 for r in data)
     names = header[1:-1] if header_trailing else header[1:]
-    dup = sorted(c for c, k in Counter(names).items() if k > 1 and c)
+    dup = [c for c in duplicated(names) if c]
     if dup:
         raise FileFormatError(
             f"{what} file {str(path)!r} has duplicated column names: {', '.join(dup)}"
