@@ -209,6 +209,58 @@ def test_kernels__same_numbers_serial_parallel_and_one_at_a_time(p, k):
     np.testing.assert_array_equal(ser[::97], one)
 
 
+@pytest.mark.parametrize("p", [1, 2])  # two and three Gram columns: the lanes' cases
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize(
+    "lam",
+    [
+        None,
+        np.concatenate([np.full(70, 1e200), np.linspace(3, 1, 130), np.full(63, 1e-300)]),
+        np.concatenate([np.linspace(4, 1, 200), np.zeros(63)]),  # d = 0 at h = 1
+    ],
+)
+def test_fit_items__items_searched_across_lanes_equal_one_item_at_a_time(p, reml, lam):
+    """Blocks of at least _LANES_MIN items without marker columns are evaluated across lanes
+    (the samples' loop outside, the items' inside); an item searched alone is evaluated by
+    itself. Every item's search must be the same, bit for bit: the same points, likelihoods,
+    evaluations and convergence, whatever the block, its finished items and the build; and
+    the likelihoods at the intervals' ends those of loglik_items."""
+    # 12 blocks of 64 items and one of 20 (below _LANES_MIN); n % 64 = 7, n % 4 = 3; n x t
+    # is enough work for the parallel build
+    n, t = 263, 788
+    assert _kernels._LANES_MIN <= 64
+    lam = None if lam is None else np.sort(lam)[::-1].copy()
+    lam, Q, Yt, Mt, ldm = _data(n, p, 0, t, 1, seed=21 + p, lam=lam)
+    Yt[:40] *= np.sqrt(lam + 0.2)  # some traits with heritability, some at the bound
+    Yt[5] = 0.0  # rss 0: NaN likelihoods, taken as +inf
+    Mt = np.empty((1, 0, n))
+    rng = np.random.default_rng(5)
+    iy = rng.permutation(t)
+    im = np.zeros(t, dtype=np.int64)
+    lo = rng.choice([0.0, 0.0, 0.2], t)
+    hi = rng.choice([1.0, 1.0, 0.6], t)
+    for tol in (1e-4, 1e-9):  # items finish at different steps: lanes are closed up
+        args = (iy, im, lam, Q, Yt, Mt, ldm, reml, lo, hi, tol)
+        par = _kernels.fit_items(*args, ends=True)
+        with _kernels.serial():
+            ser = _kernels.fit_items(*args, ends=True)
+        one = []
+        for j in range(t):
+            sl = slice(j, j + 1)
+            one.append(
+                _kernels.fit_items(
+                    iy[sl], im[sl], lam, Q, Yt, Mt, ldm, reml, lo[sl], hi[sl], tol, ends=True
+                )
+            )
+        for a, b, c in zip(par, ser, zip(*one, strict=True), strict=True):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(a, np.concatenate(c))
+        assert len(np.unique(par[2])) > 3  # the items took different numbers of steps
+        for got, at in zip(par[4:], (lo, hi), strict=True):
+            np.testing.assert_array_equal(got, _kernels.loglik_items(at, iy, im, *args[2:8]))
+        np.testing.assert_array_equal(par[0], _kernels.fit_items(*args)[0])
+
+
 @pytest.mark.parametrize("use_numba", [True, False])
 def test_fit_items__per_item_intervals_are_each_a_scalar_brent_search(use_numba):
     """One interval per item: each item's search is R's optimize on its own interval."""

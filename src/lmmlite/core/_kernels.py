@@ -22,9 +22,14 @@ the build (serial or parallel, freshly compiled or loaded from numba's cache) an
 the number of items. The log-determinant is accumulated as products of 64 factors
 renormalised with ``frexp``, one logarithm per item instead of one per sample; a block whose
 product leaves the safe range is summed term by term. Every kernel takes the covariate basis as
-one 2-D array, so each is compiled once whatever the number of covariates. ``derivs_items``
-adds the first and second derivatives in h of G and L (one more pass over the samples), from
-which :func:`slope_curvature` gives the likelihood's, for the exact scan's Newton steps.
+one 2-D array, so each is compiled once whatever the number of covariates. ``fit_items`` has a
+second build for many items without marker columns (heritability and null fits with one or
+two covariates): it evaluates a block's items together, the samples' loop outside and the
+items' inside, each item's sums in the same order as one item alone (the same numbers), the
+inner loop vectorised across items; it is compiled only by the commands that use it.
+``derivs_items`` adds the first and second derivatives in h of G and L (one more pass over the
+samples), from which :func:`slope_curvature` gives the likelihood's, for the exact scan's
+Newton steps.
 """
 
 from __future__ import annotations
@@ -170,6 +175,90 @@ def _weights(h, lam, s):  # pragma: no cover - compiled
         else:
             extra += _logdet_tail(h, lam, i0, i1)
     return math.log(mant) + expo * _LN2 + extra
+
+
+#: Fewest items evaluated across lanes by :func:`_lane_pass` (below this the compiler's vector
+#: loop is not entered and the per-item passes are faster).
+_LANES_MIN = 24
+
+
+def _lane_pass(hb, lam, Q, YT, k, W, expo, reml, G, out):  # pragma: no cover - compiled
+    """Log likelihoods into ``out[:k]`` of the items in lanes l < k, item l at heritability
+    ``hb[l]`` with its y in column l of ``YT`` (n, lanes) and no marker column (Z = [Q', y]:
+    two or three columns), ``W[14, l]`` its logdet_zz.
+
+    The same arithmetic in the same order as :func:`_weights` with :func:`_wdot2` or
+    :func:`_wdot3`, then :func:`_assemble` (so the same numbers, bit for bit), with the loops
+    exchanged: the inner loop runs across items, whose sums are independent, so the compiler
+    vectorises it without reordering any sum. Scratch: ``W`` rows 0-5 the sums, 6-9 the
+    log-determinant's block products, 10 and 11 its mantissas and tails; ``expo`` its
+    exponents; G (c, c)."""
+    n = lam.shape[0]
+    c = Q.shape[0] + 1
+    for r in range(12):
+        for l in range(k):
+            W[r, l] = 1.0 if r == 10 else 0.0
+    for l in range(k):
+        expo[l] = 0
+    q0 = Q[0]
+    q1 = Q[c - 2]  # Q[1] when c == 3 (unused when c == 2)
+    for i0 in range(0, n, _BLOCK):
+        i1 = min(i0 + _BLOCK, n)
+        i4 = i0 + (i1 - i0) // 4 * 4
+        for r in range(6, 10):
+            for l in range(k):
+                W[r, l] = 1.0
+        for i in range(i0, i1):
+            li = lam[i]
+            a = q0[i]
+            r = 6 + ((i & 3) if i < i4 else 0)  # _weights' lane of sample i
+            if c == 3:
+                b = q1[i]
+                for l in range(k):
+                    h = hb[l]
+                    d = h * li + (1.0 - h)
+                    W[r, l] *= d
+                    w = 1.0 / d
+                    y = YT[i, l]
+                    wa = w * a
+                    wb = w * b
+                    wc = w * y
+                    W[0, l] += wa * a
+                    W[1, l] += wb * a
+                    W[2, l] += wb * b
+                    W[3, l] += wc * a
+                    W[4, l] += wc * b
+                    W[5, l] += wc * y
+            else:
+                for l in range(k):
+                    h = hb[l]
+                    d = h * li + (1.0 - h)
+                    W[r, l] *= d
+                    w = 1.0 / d
+                    y = YT[i, l]
+                    wa = w * a
+                    wb = w * y
+                    W[0, l] += wa * a
+                    W[1, l] += wb * a
+                    W[2, l] += wb * y
+        for l in range(k):
+            prod = (W[6, l] * W[7, l]) * (W[8, l] * W[9, l])
+            if prod > 1e-280 and prod < 1e280:
+                m, e = math.frexp(prod * W[10, l])
+                W[10, l] = m
+                expo[l] += e
+            else:
+                W[11, l] += _logdet_tail(hb[l], lam, i0, i1)
+    for l in range(k):
+        L = math.log(W[10, l]) + expo[l] * _LN2 + W[11, l]
+        G[0, 0] = W[0, l]
+        G[1, 0] = W[1, l]
+        G[1, 1] = W[2, l]
+        if c == 3:
+            G[2, 0] = W[3, l]
+            G[2, 1] = W[4, l]
+            G[2, 2] = W[5, l]
+        out[l] = _assemble(G, L, n, c - 1, reml, W[14, l])
 
 
 def _wdot(s, x, y):  # pragma: no cover - compiled
@@ -520,18 +609,80 @@ def _brent_update(active, u, fu, a, b, x, w, v, fx, fw, fv):
 
 
 #: Items searched together (in lockstep) by one parallel task of ``fit_items``: their data
-#: (64 traits x n doubles) stays in the core's cache for the whole search.
+#: (64 traits x n doubles) stays in the core's cache for the whole search; in the lanes build,
+#: the lanes of one evaluation.
 _FIT_BLOCK = 64
 _MAX_ITER = MAX_ITER
 _GOLDEN = GOLDEN
 _SQRT_EPS = SQRT_EPS
 
 
-def _neg_loglik(h, j, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, s, G):
+def _evaluate(
+    u, active, k, j0, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, s, G,
+    YT, lane_of, held, x, W, I, out,
+):  # fmt: skip  # pragma: no cover - compiled
+    """Log likelihoods (NaN kept) of the block's items ``active[:k]`` (block positions) at
+    ``u[:k]`` into ``out[:k]``, one by one: the evaluation step of :func:`_fit_items`' plain
+    build (the other arguments are those of :func:`_evaluate_lanes`). Returns 0."""
+    n = lam.shape[0]
     c = G.shape[0]
-    L = _gram(h, lam, Q, Mt, im[j], Yt[iy[j]], s, G)
-    ll = _assemble(G, L, lam.shape[0], c - 1, reml, logdet_mm[im[j]])
-    return math.inf if math.isnan(ll) else -ll
+    for ii in range(k):
+        j = j0 + active[ii]
+        L = _gram(u[ii], lam, Q, Mt, im[j], Yt[iy[j]], s, G)
+        out[ii] = _assemble(G, L, n, c - 1, reml, logdet_mm[im[j]])
+    return 0
+
+
+def _evaluate_lanes(
+    u, active, k, j0, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, s, G,
+    YT, lane_of, held, x, W, I, out,
+):  # fmt: skip  # pragma: no cover - compiled
+    """As :func:`_evaluate` (the same numbers), the evaluation step of the lanes build: across
+    lanes (:func:`_lane_pass`) while they hold items (``held``; the item in lane l is
+    ``lane_of[l]``, its y in column l of ``YT``) and at least ``_LANES_MIN`` are searching,
+    else one by one. Returns the lanes held afterwards (0 from the first call with too few
+    items: one by one from there on). Scratch: ``W`` (15, lanes), ``I`` (2, lanes)."""
+    if held == 0 or k < _LANES_MIN:
+        return _evaluate(
+            u, active, k, j0, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, s, G,
+            YT, lane_of, 0, x, W, I, out,
+        )  # fmt: skip
+    if 4 * k <= 3 * held:
+        # a quarter of the lanes idle: move the searching items' columns (an ordered
+        # subsequence of the lanes') to lanes 0..k-1
+        src = 0
+        for l in range(k):
+            item = active[l]
+            while lane_of[src] != item:
+                src += 1
+            if src != l:
+                for i in range(YT.shape[0]):
+                    YT[i, l] = YT[i, src]
+                lane_of[l] = item
+            src += 1
+        held = k
+    # each lane's point: its item's u if searching (I[1, l]: its place in active), else its
+    # x (evaluated between compactions, the result dropped)
+    q = 0
+    for l in range(held):
+        item = lane_of[l]
+        W[14, l] = logdet_mm[im[j0 + item]]
+        if q < k and active[q] == item:
+            W[12, l] = u[q]
+            I[1, l] = q
+            q += 1
+        else:
+            W[12, l] = x[item]
+            I[1, l] = -1
+    _lane_pass(W[12], lam, Q, YT, held, W, I[0], reml, G, W[13])
+    for l in range(held):
+        if I[1, l] >= 0:
+            out[I[1, l]] = W[13, l]
+    return held
+
+
+#: The lanes build of _fit_items binds these names otherwise (see _VARIANTS).
+_LANES = False
 
 
 def _fit_items(
@@ -552,10 +703,19 @@ def _fit_items(
     fx_out,
     neval_out,
     done_out,
+    ends,
+    lo_out,
+    hi_out,
 ):
     """Brent's search (R's Brent_fmin, step for step) of every item on its own interval
     ``[lower[j], upper[j]]``, in lockstep within blocks of ``_FIT_BLOCK`` items; blocks run in
-    parallel. Minimises -loglik (NaN taken as +inf)."""
+    parallel. Minimises -loglik (NaN taken as +inf). With ``ends``, the log likelihoods at
+    the interval's ends go to ``lo_out`` and ``hi_out``.
+
+    Items without marker columns and with two or three Gram columns (heritability and null
+    fits with one or two covariates) are evaluated across lanes (:func:`_lane_pass`, the same
+    numbers) while at least ``_LANES_MIN`` of the block's items are searching; the rest one
+    by one."""
     m = iy.shape[0]
     n = lam.shape[0]
     c = Q.shape[0] + Mt.shape[1] + 1
@@ -573,26 +733,59 @@ def _fit_items(
         d = np.zeros(nb)
         e = np.zeros(nb)
         fx = np.empty(nb)
-        for i in range(nb):
-            fx[i] = _neg_loglik(x[i], j0 + i, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, s, G)
-        fv = fx.copy()
-        fw = fx.copy()
+        fv = np.empty(nb)
+        fw = np.empty(nb)
+        # items without marker columns, with two or three Gram columns, enough of them:
+        # evaluated across lanes, their y copied to the columns of YT
+        lanes = _LANES and Mt.shape[1] == 0 and (c == 2 or c == 3) and nb >= _LANES_MIN
+        held = nb if lanes else 0  # items held in the lanes
+        YT = np.empty((n, held))
+        for i0 in range(0, n, 16):  # a transpose, 16 samples at a time
+            i1 = min(i0 + 16, n)
+            for l in range(held):
+                y = Yt[iy[j0 + l]]
+                for i in range(i0, i1):
+                    YT[i, l] = y[i]
+        lane_of = np.arange(held)
+        W = np.empty((15, held))
+        I = np.empty((2, held), dtype=np.int64)
         neval = np.ones(nb, dtype=np.int64)
         done = np.zeros(nb, dtype=np.bool_)
         active = np.arange(nb)
         u = np.empty(nb)
         fu = np.empty(nb)
-        for _ in range(_MAX_ITER):
-            k = _brent_propose(
-                active, a, b, x, w, v, fx, fw, fv, d, e, tol3, sqrt_eps, golden, u, done
-            )
-            if k == 0:
-                break
-            active = active[:k]
-            for ii in range(k):
-                fu[ii] = _neg_loglik(
-                    u[ii], j0 + active[ii], iy, im, lam, Q, Yt, Mt, logdet_mm, reml, s, G
+        # steps -2 and -1: the interval's ends (with ``ends``), 0: the first point, then
+        # Brent's; one evaluation call for all (each call site is compiled on its own)
+        for step in range(-2 if ends else 0, _MAX_ITER + 1):
+            if step <= 0:
+                k = nb
+                for i in range(nb):
+                    u[i] = a[i] if step == -2 else (b[i] if step == -1 else x[i])
+            else:
+                k = _brent_propose(
+                    active, a, b, x, w, v, fx, fw, fv, d, e, tol3, sqrt_eps, golden, u, done
                 )
+                if k == 0:
+                    break
+                active = active[:k]
+            held = _evaluate(
+                u, active, k, j0, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, s, G,
+                YT, lane_of, held, x, W, I, fu,
+            )  # fmt: skip
+            if step < 0:
+                out = lo_out if step == -2 else hi_out
+                for i in range(nb):
+                    out[j0 + i] = fu[i]
+                continue
+            for ii in range(k):
+                fu[ii] = math.inf if math.isnan(fu[ii]) else -fu[ii]
+            if step == 0:
+                for i in range(nb):
+                    fx[i] = fu[i]
+                    fv[i] = fu[i]
+                    fw[i] = fu[i]
+                continue
+            for ii in range(k):
                 neval[active[ii]] += 1
             _brent_update(active, u[:k], fu[:k], a, b, x, w, v, fx, fw, fv)
         for i in range(nb):
@@ -718,7 +911,9 @@ _HELPERS = (
     "_column",
     "_gram",
     "_assemble",
-    "_neg_loglik",
+    "_evaluate",
+    "_lane_pass",
+    "_evaluate_lanes",
     "_dgram",
     "_brent_propose",
     "_brent_update",
@@ -737,9 +932,20 @@ _KERNELS = {
 }
 
 
-def _renamed(func, name):
-    """A copy of ``func`` under another name (for a separate numba cache entry)."""
-    copy = types.FunctionType(func.__code__, func.__globals__, name, func.__defaults__)
+#: Kernels built from another's code with some of its global names bound otherwise: the
+#: lanes build of fit (items evaluated across lanes, the same numbers as the plain build's),
+#: compiled only by the commands that fit many traits at once.
+_VARIANTS = {"fit_lanes": ("fit", {"_LANES": True, "_evaluate": "_evaluate_lanes"})}
+
+
+def _renamed(func, name, binds=None):
+    """A copy of ``func`` under another name (for a separate numba cache entry), with the
+    global names in ``binds`` bound to the values of the globals named."""
+    g = func.__globals__
+    if binds:
+        g = dict(g)
+        g.update({k: v if not isinstance(v, str) else g[v] for k, v in binds.items()})
+    copy = types.FunctionType(func.__code__, g, name, func.__defaults__)
     copy.__qualname__ = name
     return copy
 
@@ -780,11 +986,15 @@ def _kernel(name: str, parallel: bool) -> Any:
                 g = globals()
                 for helper in _HELPERS:
                     g[helper] = numba.njit(**_OPTS)(g[helper])
-            func = _KERNELS[name]
+            base, binds = _VARIANTS.get(name, (name, None))
+            func = _KERNELS[base]
+            suffix = name[len(base) :]  # "_lanes" for a variant
             if parallel:
+                func = _renamed(func, func.__name__ + suffix, binds) if binds else func
                 _BUILT[key] = numba.njit(parallel=True, **_OPTS)(func)
             else:
-                _BUILT[key] = numba.njit(**_OPTS)(_renamed(func, f"{func.__name__}_serial"))
+                copy = _renamed(func, f"{func.__name__}{suffix}_serial", binds)
+                _BUILT[key] = numba.njit(**_OPTS)(copy)
             _announce(_BUILT[key])
     return _BUILT[key]
 
@@ -1088,11 +1298,14 @@ def residualise(yT: np.ndarray, Q: np.ndarray, *, use_numba=None):
     return coef, out
 
 
-def fit_items(iy, im, lam, Q, Yt, Mt, logdet_mm, reml, lower, upper, tol, *, use_numba=None):
+def fit_items(
+    iy, im, lam, Q, Yt, Mt, logdet_mm, reml, lower, upper, tol, *, ends=False, use_numba=None
+):
     """Brent's search (R's ``optimize``, step for step) of the heritability of every item on
     ``[lower, upper]`` (floats, or one interval per item), maximising its log likelihood (NaN
     taken as -inf); arguments as :func:`loglik_items`. Returns ``(x, -loglik, n_eval,
-    converged)``.
+    converged)``, and with ``ends`` the log likelihoods at ``lower`` and ``upper`` too (those
+    of :func:`loglik_items`, for R's boundary check), computed with the search's data at hand.
 
     The compiled kernel runs the items in lockstep within cache-sized blocks, blocks in
     parallel; its twin is :func:`brent_lockstep` over :func:`loglik_items`' twin.
@@ -1100,24 +1313,35 @@ def fit_items(iy, im, lam, Q, Yt, Mt, logdet_mm, reml, lower, upper, tol, *, use
     m = iy.shape[0]
     iy = np.ascontiguousarray(iy, dtype=np.int64)
     im = np.ascontiguousarray(im, dtype=np.int64)
-    kernel = _compiled("fit", m * lam.shape[0], use_numba)
+    lower = np.ascontiguousarray(np.broadcast_to(np.asarray(lower, dtype=float), (m,)))
+    upper = np.ascontiguousarray(np.broadcast_to(np.asarray(upper, dtype=float), (m,)))
+    c = Q.shape[0] + Mt.shape[1] + 1
+    lanes = Mt.shape[1] == 0 and c in (2, 3) and m >= _LANES_MIN
+    kernel = _compiled("fit_lanes" if lanes else "fit", m * lam.shape[0], use_numba)
     if kernel is None:
 
         def objective(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
             ll = loglik_items(x, iy[idx], im[idx], lam, Q, Yt, Mt, logdet_mm, reml, use_numba=False)
             return np.where(np.isnan(ll), np.inf, -ll)
 
-        return brent_lockstep(objective, m, lower, upper, tol)
+        res = brent_lockstep(objective, m, lower, upper, tol)
+        if not ends:
+            return res
+        at = [loglik_items(e, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, use_numba=False)
+              for e in (lower, upper)]  # fmt: skip
+        return (*res, *at)
     x = np.empty(m)
     fx = np.empty(m)
     neval = np.empty(m, dtype=np.int64)
     done = np.empty(m, dtype=bool)
-    lower = np.ascontiguousarray(np.broadcast_to(np.asarray(lower, dtype=float), (m,)))
-    upper = np.ascontiguousarray(np.broadcast_to(np.asarray(upper, dtype=float), (m,)))
+    ll_lower = np.empty(m if ends else 0)
+    ll_upper = np.empty(m if ends else 0)
     kernel(
         iy, im, lam, Q, Yt, Mt, logdet_mm, reml, lower, upper, tol / 3.0,
-        _SQRT_EPS, _GOLDEN, x, fx, neval, done,
+        _SQRT_EPS, _GOLDEN, x, fx, neval, done, ends, ll_lower, ll_upper,
     )  # fmt: skip
+    if ends:
+        return x, fx, neval, done, ll_lower, ll_upper
     return x, fx, neval, done
 
 

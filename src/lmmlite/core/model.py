@@ -90,11 +90,14 @@ class RotatedModel:
             reml,
         )
 
-    def search(self, reml: bool, tol: float, upper: float = 1.0) -> BrentResult:
+    def search(
+        self, reml: bool, tol: float, upper: float = 1.0, ends: bool = False
+    ) -> tuple[BrentResult, tuple[np.ndarray, np.ndarray] | None]:
         """Brent's search of every trait's hsq on [0, upper] (R's iteration, all traits
-        together: see :func:`lmmlite.core._kernels.fit_items`)."""
+        together: see :func:`lmmlite.core._kernels.fit_items`), and with ``ends`` the log
+        likelihoods at 0 and ``upper``."""
         t = self.t
-        x, fx, n_eval, done = _kernels.fit_items(
+        out = _kernels.fit_items(
             np.arange(t),
             np.zeros(t, dtype=np.int64),
             self.lam,
@@ -106,22 +109,22 @@ class RotatedModel:
             0.0,
             upper,
             tol,
+            ends=ends,
         )
-        return BrentResult(x=x, fx=fx, n_eval=n_eval, converged=done)
+        res = BrentResult(x=out[0], fx=out[1], n_eval=out[2], converged=out[3])
+        return res, (out[4], out[5]) if ends else None
 
     def fit(self, reml: bool, check_boundary: bool, tol: float, upper: float = 1.0) -> BatchFit:
         """Maximum (restricted) likelihood of every trait's hsq on [0, upper]: Brent's search,
         then, with ``check_boundary``, a bound taken where its likelihood is strictly better
         (as R/lmmlite's C++ ``fitLMM``)."""
         t = self.t
-        res = self.search(reml, tol, upper)
+        res, at_ends = self.search(reml, tol, upper, ends=check_boundary)
         hsq = res.x.copy()
         loglik = -res.fx
         n_eval = res.n_eval.copy()
-        if check_boundary:
-            items = np.arange(t)
-            for edge in (0.0, upper):
-                ll_edge = self.loglik(np.full(t, edge), items, reml)
+        if at_ends is not None:
+            for edge, ll_edge in zip((0.0, upper), at_ends, strict=True):
                 n_eval += 1
                 better = ll_edge > loglik
                 hsq[better] = edge
