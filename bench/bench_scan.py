@@ -14,7 +14,9 @@ In one run, on the same simulated data (bench/make_plink.py) and the same kinshi
   with ``pip install fastlmm six``; or the Python named by ``FASTLMM_PYTHON``).
 
 Wall time and peak memory (max RSS) of each command come from ``/usr/bin/time -v`` where
-available, else from ``resource``.
+available (else not reported). Every command runs ``--repeat`` times (3 by default), all
+of them in turn, the order reversed every other round (a command run right after another
+program's is often slower on a small machine); the medians are reported.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -111,6 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-fastlmm", action="store_true")
     ap.add_argument("--no-gemma", action="store_true")
     ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of every command (in turn, alternating the order); medians are reported",
+    )
+    ap.add_argument(
         "--bfile",
         metavar="PREFIX",
         help="a PLINK fileset to use instead of simulating one (phenotype: the .fam's 6th "
@@ -152,29 +161,49 @@ def main(argv: list[str] | None = None) -> int:
         )
     lmm = [sys.executable, "-m", "lmmlite", "scan", "--bfile", str(prefix), "--kinship", str(kin)]
     lmm += ["--pheno-col", "1"]  # the .fam's first phenotype, as GEMMA's -n 1 and FaST-LMM here
-    rows = []
     # warm the numba cache so that compilation is not timed
     _timed([*lmm, "--mode", "exact", "--out", str(OUT / "warm.tsv")])
-    t_exact, rss_exact, _ = _timed(
-        [*lmm, "--mode", "exact", "--center-kinship", "--out", str(OUT / "lmmlite_exact.tsv")]
-    )
-    rows.append(["lmmlite scan --mode exact", t_exact, rss_exact])
+    runs: dict[str, tuple[list[str], dict]] = {
+        "lmmlite scan --mode exact": (
+            [*lmm, "--mode", "exact", "--center-kinship", "--out", str(OUT / "lmmlite_exact.tsv")],
+            {},
+        ),
+        "lmmlite scan --mode fixed": ([*lmm, "--out", str(OUT / "lmmlite_fixed.tsv")], {}),
+        "rotation alone (eigh + read + U'G)": (
+            [sys.executable, "-c", ROTATION, str(prefix), str(kin)],
+            {},
+        ),
+    }
     if gemma and not args.no_gemma:
-        t_g, rss_g, _ = _timed(
-            [
-                gemma,
-                "-bfile",
-                str(prefix),
-                "-k",
-                str(kin),
-                "-lmm",
-                "4",
-                "-o",
-                f"{prefix.name}_lmm4",
-            ],
-            cwd=OUT,
-        )
-        rows.append(["gemma -lmm 4", t_g, rss_g])
+        cmd = [
+            gemma,
+            "-bfile",
+            str(prefix),
+            "-k",
+            str(kin),
+            "-lmm",
+            "4",
+            "-o",
+            f"{prefix.name}_lmm4",
+        ]
+        runs["gemma -lmm 4"] = (cmd, {"cwd": OUT})
+    if not args.no_fastlmm:
+        py = _fastlmm_python()
+        cmd = [str(py), "-c", FASTLMM, str(prefix), str(kin), str(OUT / "fastlmm.tsv")]
+        runs["FaST-LMM single_snp"] = (cmd, {})
+    # every command once per repeat, in turn, the order reversed every other repeat (a run
+    # right after another program's is often slower here); the median of each
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
+    for r in range(args.repeat):
+        for name in list(runs)[:: 1 if r % 2 == 0 else -1]:
+            cmd, kw = runs[name]
+            wall, rss, _ = _timed(cmd, **kw)
+            times[name].append((wall, rss))
+    rows = [
+        [name, statistics.median(t for t, _ in v), max(m for _, m in v)]
+        for name, v in times.items()
+    ]
+    if "gemma -lmm 4" in runs:
         ours = pd.read_csv(OUT / "lmmlite_exact.tsv", sep="\t", dtype={"marker": str, "note": str})
         theirs = pd.read_csv(
             OUT / "output" / f"{prefix.name}_lmm4.assoc.txt", sep="\t", dtype={"rs": str}
@@ -185,22 +214,15 @@ def main(argv: list[str] | None = None) -> int:
             for c in ("p_wald", "p_lrt", "p_score")
         }
         print(f"exact vs GEMMA on {len(merged)} markers: max |log10 p diff| {diffs}")
-    t_fixed, rss_fixed, _ = _timed([*lmm, "--out", str(OUT / "lmmlite_fixed.tsv")])
-    rows.append(["lmmlite scan --mode fixed", t_fixed, rss_fixed])
-    t_rot, rss_rot, _res = _timed([sys.executable, "-c", ROTATION, str(prefix), str(kin)])
-    rows.append(["rotation alone (eigh + read + U'G)", t_rot, rss_rot])
-    if not args.no_fastlmm:
-        py = _fastlmm_python()
-        t_f, rss_f, _ = _timed(
-            [str(py), "-c", FASTLMM, str(prefix), str(kin), str(OUT / "fastlmm.tsv")]
-        )
-        rows.append(["FaST-LMM single_snp", t_f, rss_f])
+    by = {r[0]: r[1] for r in rows}
+    t_exact = by["lmmlite scan --mode exact"]
+    t_fixed = by["lmmlite scan --mode fixed"]
+    t_rot = by["rotation alone (eigh + read + U'G)"]
     shape = prefix.name if args.bfile else f"{args.samples} samples x {args.snps} SNPs"
-    print(f"\n{shape}, wall seconds and peak memory (whole process)")
+    print(f"\n{shape}, wall seconds (median of {args.repeat}) and peak memory (whole process)")
     print(f"{'command':<38} {'seconds':>9} {'peak MiB':>9}")
     for name, t, rss in rows:
-        print(f"{name:<38} {t:>9.1f} {rss:>9.0f}")
-    by = {r[0]: r[1] for r in rows}
+        print(f"{name:<38} {t:>9.2f} {rss:>9.0f}")
     if "gemma -lmm 4" in by:
         print(f"exact: {by['gemma -lmm 4'] / t_exact:.1f}x faster than GEMMA -lmm 4")
     print(f"exact: {t_exact / t_rot:.2f}x the rotation's time")
