@@ -261,6 +261,21 @@ def test_fit_items__items_searched_across_lanes_equal_one_item_at_a_time(p, reml
         np.testing.assert_array_equal(par[0], _kernels.fit_items(*args)[0])
 
 
+def test_fit_items__ends_of_the_numpy_twin_are_its_likelihoods_at_the_interval_ends():
+    n, t = 90, 30
+    lam, Q, Yt, _, ldm = _data(n, 1, 0, t, 1, seed=4)
+    Mt = np.empty((1, 0, n))
+    iy, im = np.arange(t), np.zeros(t, dtype=np.int64)
+    lo, hi = np.full(t, 0.1), np.full(t, 0.9)
+    args = (iy, im, lam, Q, Yt, Mt, ldm, True, lo, hi, 1e-6)
+    res = _kernels.fit_items(*args, ends=True, use_numba=False)
+    for got, at in zip(res[4:], (lo, hi), strict=True):
+        want = _kernels.loglik_items(at, iy, im, lam, Q, Yt, Mt, ldm, True, use_numba=False)
+        np.testing.assert_array_equal(got, want)
+    for a, b in zip(res[:4], _kernels.fit_items(*args, use_numba=False), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("use_numba", [True, False])
 def test_fit_items__per_item_intervals_are_each_a_scalar_brent_search(use_numba):
     """One interval per item: each item's search is R's optimize on its own interval."""
