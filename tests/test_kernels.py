@@ -225,10 +225,10 @@ def test_fit_items__items_searched_across_lanes_equal_one_item_at_a_time(p, reml
     itself. Every item's search must be the same, bit for bit: the same points, likelihoods,
     evaluations and convergence, whatever the block, its finished items and the build; and
     the likelihoods at the intervals' ends those of loglik_items."""
-    # 12 blocks of 64 items and one of 20 (below _LANES_MIN); n % 64 = 7, n % 4 = 3; n x t
+    # 16 blocks of 64 items and one of 20 (below _LANES_MIN); n % 64 = 7, n % 4 = 3; n x t
     # is enough work for the parallel build
-    n, t = 263, 788
-    assert _kernels._LANES_MIN <= 64
+    n, t = 263, 1044
+    assert _kernels._LANES_MIN <= 64 and _kernels._LANES_BUILD_MIN <= t
     lam = None if lam is None else np.sort(lam)[::-1].copy()
     lam, Q, Yt, Mt, ldm = _data(n, p, 0, t, 1, seed=21 + p, lam=lam)
     Yt[:40] *= np.sqrt(lam + 0.2)  # some traits with heritability, some at the bound
@@ -242,6 +242,7 @@ def test_fit_items__items_searched_across_lanes_equal_one_item_at_a_time(p, reml
     for tol in (1e-4, 1e-9):  # items finish at different steps: lanes are closed up
         args = (iy, im, lam, Q, Yt, Mt, ldm, reml, lo, hi, tol)
         par = _kernels.fit_items(*args, ends=True)
+        assert "fit_lanes_parallel" in _kernels._BUILT  # (the one-item calls: the plain build)
         with _kernels.serial():
             ser = _kernels.fit_items(*args, ends=True)
         one = []

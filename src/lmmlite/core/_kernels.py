@@ -23,10 +23,11 @@ the number of items. The log-determinant is accumulated as products of 64 factor
 renormalised with ``frexp``, one logarithm per item instead of one per sample; a block whose
 product leaves the safe range is summed term by term. Every kernel takes the covariate basis as
 one 2-D array, so each is compiled once whatever the number of covariates. ``fit_items`` has a
-second build for many items without marker columns (heritability and null fits with one or
-two covariates): it evaluates a block's items together, the samples' loop outside and the
-items' inside, each item's sums in the same order as one item alone (the same numbers), the
-inner loop vectorised across items; it is compiled only by the commands that use it.
+second build for many items (1,024 or more) without marker columns (heritability and null fits
+with one or two covariates): it evaluates a block's items together, the samples' loop outside
+and the items' inside, each item's sums in the same order as one item alone (the same
+numbers), the inner loop vectorised across items; it is compiled only by the commands that use
+it.
 ``derivs_items`` adds the first and second derivatives in h of G and L (one more pass over the
 samples), from which :func:`slope_curvature` gives the likelihood's, for the exact scan's
 Newton steps.
@@ -180,6 +181,10 @@ def _weights(h, lam, s):  # pragma: no cover - compiled
 #: Fewest items evaluated across lanes by :func:`_lane_pass` (below this the compiler's vector
 #: loop is not entered and the per-item passes are faster).
 _LANES_MIN = 24
+#: Fewest items for which ``fit_items`` uses its lanes build: it saves about a nanosecond per
+#: sample and evaluation, and costs about 2 s to compile (once per installation, and on top
+#: of the plain build where a command needs both), so it is kept for many traits at once.
+_LANES_BUILD_MIN = 1024
 
 
 def _lane_pass(hb, lam, Q, YT, k, W, expo, reml, G, out):  # pragma: no cover - compiled
@@ -1313,10 +1318,12 @@ def fit_items(
     m = iy.shape[0]
     iy = np.ascontiguousarray(iy, dtype=np.int64)
     im = np.ascontiguousarray(im, dtype=np.int64)
-    lower = np.ascontiguousarray(np.broadcast_to(np.asarray(lower, dtype=float), (m,)))
-    upper = np.ascontiguousarray(np.broadcast_to(np.asarray(upper, dtype=float), (m,)))
+    # writable copies: a read-only array (one item's broadcast bound) would be another type
+    # to numba, and another compilation of the kernel
+    lower = np.array(np.broadcast_to(np.asarray(lower, dtype=float), (m,)))
+    upper = np.array(np.broadcast_to(np.asarray(upper, dtype=float), (m,)))
     c = Q.shape[0] + Mt.shape[1] + 1
-    lanes = Mt.shape[1] == 0 and c in (2, 3) and m >= _LANES_MIN
+    lanes = Mt.shape[1] == 0 and c in (2, 3) and m >= _LANES_BUILD_MIN
     kernel = _compiled("fit_lanes" if lanes else "fit", m * lam.shape[0], use_numba)
     if kernel is None:
 
