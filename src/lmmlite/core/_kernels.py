@@ -200,10 +200,11 @@ def _lane_pass(hb, lam, Q, YT, k, W, expo, reml, G, out):  # pragma: no cover - 
     exponents; G (c, c)."""
     n = lam.shape[0]
     c = Q.shape[0] + 1
-    for r in range(12):
-        for l in range(k):
-            W[r, l] = 1.0 if r == 10 else 0.0
     for l in range(k):
+        for r in range(6):
+            W[r, l] = 0.0
+        W[10, l] = 1.0
+        W[11, l] = 0.0
         expo[l] = 0
     q0 = Q[0]
     q1 = Q[c - 2]  # Q[1] when c == 3 (unused when c == 2)
@@ -217,6 +218,7 @@ def _lane_pass(hb, lam, Q, YT, k, W, expo, reml, G, out):  # pragma: no cover - 
             li = lam[i]
             a = q0[i]
             r = 6 + ((i & 3) if i < i4 else 0)  # _weights' lane of sample i
+            # two loops, not one with the test of c inside: that measured 20-50% slower
             if c == 3:
                 b = q1[i]
                 for l in range(k):
