@@ -396,8 +396,8 @@ def test_cli__client_killed_then_resumed(tmp_path, cut_inputs, where):
     )
     tasks = out / "_tasks"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if tasks.is_dir() and len(list(tasks.glob("*.parquet"))) >= 20:
+    while time.monotonic() < deadline:  # 20 tasks written with their checksum records
+        if len(list((out / "_checksums").glob("*.json"))) >= 20:
             break
         time.sleep(0.005)
     os.killpg(proc.pid, signal.SIGKILL)
