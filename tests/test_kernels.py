@@ -78,10 +78,15 @@ def test_residualise__equals_projection():
     rng = np.random.default_rng(3)
     Q = np.linalg.qr(rng.standard_normal((50, 3)))[0].T
     yT = rng.standard_normal((7, 50))
-    coef, got = _kernels.residualise(yT, Q, use_numba=True)
+    coef, got, ss = _kernels.residualise(yT, Q, use_numba=True)
     np.testing.assert_allclose(coef, Q @ yT.T, rtol=1e-13, atol=1e-14)
     np.testing.assert_allclose(got, yT - coef.T @ Q, rtol=1e-13, atol=1e-14)
     np.testing.assert_allclose(got @ Q.T, 0, atol=1e-13)
+    np.testing.assert_allclose(ss, [np.sum(yT**2, axis=1), np.sum(got**2, axis=1)], rtol=1e-13)
+    coef2, got2, ss2 = _kernels.residualise(yT, Q, use_numba=False)  # the twin
+    np.testing.assert_allclose(coef2, coef, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(got2, got, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(ss2, ss, rtol=1e-13)
 
 
 @pytest.mark.parametrize(("p", "k"), [(1, 0), (1, 1), (2, 1), (3, 2)])
@@ -219,12 +224,15 @@ def test_kernels__same_numbers_serial_parallel_and_one_at_a_time(p, k):
         np.concatenate([np.linspace(4, 1, 200), np.zeros(63)]),  # d = 0 at h = 1
     ],
 )
-def test_fit_items__items_searched_across_lanes_equal_one_item_at_a_time(p, reml, lam):
+@pytest.mark.parametrize("shared", [False, True])  # one interval for all: lanes at one h
+def test_fit_items__items_searched_across_lanes_equal_one_item_at_a_time(p, reml, lam, shared):
     """Blocks of at least _LANES_MIN items without marker columns are evaluated across lanes
-    (the samples' loop outside, the items' inside); an item searched alone is evaluated by
-    itself. Every item's search must be the same, bit for bit: the same points, likelihoods,
-    evaluations and convergence, whatever the block, its finished items and the build; and
-    the likelihoods at the intervals' ends those of loglik_items."""
+    (the samples' loop outside, the items' inside; where every lane is at the same h, the
+    weights once for all); an item searched alone is evaluated by itself. Every item's
+    search must be the same, bit for bit: the same points, likelihoods, evaluations and
+    convergence, whatever the block, its finished items and the build; the likelihoods at
+    the intervals' ends those of loglik_items, and the Grams kept at the result and the ends
+    those of gram_items."""
     # 16 blocks of 64 items and one of 20 (below _LANES_MIN); n % 64 = 7, n % 4 = 3; n x t
     # is enough work for the parallel build
     n, t = 263, 1044
@@ -237,29 +245,33 @@ def test_fit_items__items_searched_across_lanes_equal_one_item_at_a_time(p, reml
     rng = np.random.default_rng(5)
     iy = rng.permutation(t)
     im = np.zeros(t, dtype=np.int64)
-    lo = rng.choice([0.0, 0.0, 0.2], t)
-    hi = rng.choice([1.0, 1.0, 0.6], t)
+    lo = np.zeros(t) if shared else rng.choice([0.0, 0.0, 0.2], t)
+    hi = np.ones(t) if shared else rng.choice([1.0, 1.0, 0.6], t)
     for tol in (1e-4, 1e-9):  # items finish at different steps: lanes are closed up
         args = (iy, im, lam, Q, Yt, Mt, ldm, reml, lo, hi, tol)
-        par = _kernels.fit_items(*args, ends=True)
+        *par, (G, L) = _kernels.fit_items(*args, ends=True, grams=True)
         assert "fit_lanes_parallel" in _kernels._BUILT  # (the one-item calls: the plain build)
         with _kernels.serial():
-            ser = _kernels.fit_items(*args, ends=True)
+            *ser, gl_ser = _kernels.fit_items(*args, ends=True, grams=True)
         one = []
         for j in range(t):
             sl = slice(j, j + 1)
-            one.append(
-                _kernels.fit_items(
-                    iy[sl], im[sl], lam, Q, Yt, Mt, ldm, reml, lo[sl], hi[sl], tol, ends=True
-                )
-            )
-        for a, b, c in zip(par, ser, zip(*one, strict=True), strict=True):
+            args1 = (iy[sl], im[sl], lam, Q, Yt, Mt, ldm, reml, lo[sl], hi[sl], tol)
+            one.append(_kernels.fit_items(*args1, ends=True, grams=True))
+        for a, b, c in zip(par, ser, zip(*(o[:-1] for o in one), strict=True), strict=True):
             np.testing.assert_array_equal(a, b)
             np.testing.assert_array_equal(a, np.concatenate(c))
         assert len(np.unique(par[2])) > 3  # the items took different numbers of steps
         for got, at in zip(par[4:], (lo, hi), strict=True):
             np.testing.assert_array_equal(got, _kernels.loglik_items(at, iy, im, *args[2:8]))
         np.testing.assert_array_equal(par[0], _kernels.fit_items(*args)[0])
+        one_G = np.concatenate([g for *_, (g, _) in one], axis=1)
+        one_L = np.concatenate([el for *_, (_, el) in one], axis=1)
+        for side, at in enumerate((par[0], lo, hi)):
+            want_G, want_L = _kernels.gram_items(at, iy, im, *args[2:6])
+            for got_G, got_L in ((G, L), gl_ser, (one_G, one_L)):
+                np.testing.assert_array_equal(got_G[side], want_G)
+                np.testing.assert_array_equal(got_L[side], want_L)
 
 
 def test_fit_items__ends_of_the_numpy_twin_are_its_likelihoods_at_the_interval_ends():
@@ -275,6 +287,11 @@ def test_fit_items__ends_of_the_numpy_twin_are_its_likelihoods_at_the_interval_e
         np.testing.assert_array_equal(got, want)
     for a, b in zip(res[:4], _kernels.fit_items(*args, use_numba=False), strict=True):
         np.testing.assert_array_equal(a, b)
+    *_, (G, L) = _kernels.fit_items(*args, ends=True, grams=True, use_numba=False)
+    for side, at in enumerate((res[0], lo, hi)):
+        want_G, want_L = _kernels.gram_items(at, iy, im, lam, Q, Yt, Mt, use_numba=False)
+        np.testing.assert_array_equal(G[side], want_G)
+        np.testing.assert_array_equal(L[side], want_L)
 
 
 @pytest.mark.parametrize("use_numba", [True, False])

@@ -26,8 +26,13 @@ one 2-D array, so each is compiled once whatever the number of covariates. ``fit
 second build for many items (1,024 or more) without marker columns (heritability and null fits
 with one or two covariates): it evaluates a block's items together, the samples' loop outside
 and the items' inside, each item's sums in the same order as one item alone (the same
-numbers), the inner loop vectorised across items; it is compiled only by the commands that use
-it.
+numbers), the inner loop vectorised across items, and where every item of the block is at the
+same h (the first Brent point and the interval's ends, for items sharing an interval) the
+weights, log-determinant and covariate sums once for the block; it is compiled only by the
+commands that use it. ``fit_items`` also keeps, from its evaluations, each item's Gram at its
+result and at the interval's ends, so that the solution there needs no further pass over the
+data; ``residualise`` takes four traits at a time (four independent chains of additions, each
+trait's in sample order) and returns the sums of squares its callers' checks need.
 ``derivs_items`` adds the first and second derivatives in h of G and L (one more pass over the
 samples), from which :func:`slope_curvature` gives the likelihood's, for the exact scan's
 Newton steps.
@@ -187,17 +192,18 @@ _LANES_MIN = 24
 _LANES_BUILD_MIN = 1024
 
 
-def _lane_pass(hb, lam, Q, YT, k, W, expo, reml, G, out):  # pragma: no cover - compiled
+def _lane_pass(hb, lam, Q, YT, k, W, expo, reml, G, out, GS, slot):  # pragma: no cover
     """Log likelihoods into ``out[:k]`` of the items in lanes l < k, item l at heritability
     ``hb[l]`` with its y in column l of ``YT`` (n, lanes) and no marker column (Z = [Q', y]:
-    two or three columns), ``W[14, l]`` its logdet_zz.
+    two or three columns), ``W[14, l]`` its logdet_zz; the Gram and sum(log d) of lane l go
+    to ``GS[slot[l]]`` (:func:`_keep_gram`) where ``slot[l] >= 0``.
 
     The same arithmetic in the same order as :func:`_weights` with :func:`_wdot2` or
     :func:`_wdot3`, then :func:`_assemble` (so the same numbers, bit for bit), with the loops
     exchanged: the inner loop runs across items, whose sums are independent, so the compiler
     vectorises it without reordering any sum. Scratch: ``W`` rows 0-5 the sums, 6-9 the
-    log-determinant's block products, 10 and 11 its mantissas and tails; ``expo`` its
-    exponents; G (c, c)."""
+    log-determinant's block products (row 6, at the end, the sum(log d)), 10 and 11 its
+    mantissas and tails; ``expo`` its exponents; G (c, c)."""
     n = lam.shape[0]
     c = Q.shape[0] + 1
     for l in range(k):
@@ -257,7 +263,15 @@ def _lane_pass(hb, lam, Q, YT, k, W, expo, reml, G, out):  # pragma: no cover - 
             else:
                 W[11, l] += _logdet_tail(hb[l], lam, i0, i1)
     for l in range(k):
-        L = math.log(W[10, l]) + expo[l] * _LN2 + W[11, l]
+        W[6, l] = math.log(W[10, l]) + expo[l] * _LN2 + W[11, l]
+    _lane_finish(n, c, k, W, reml, G, out, GS, slot)
+
+
+def _lane_finish(n, c, k, W, reml, G, out, GS, slot):  # pragma: no cover - compiled
+    """The end of :func:`_lane_pass`: each lane's sums (``W`` rows 0-5) and sum(log d) (row
+    6) assembled."""
+    for l in range(k):
+        L = W[6, l]
         G[0, 0] = W[0, l]
         G[1, 0] = W[1, l]
         G[1, 1] = W[2, l]
@@ -265,7 +279,56 @@ def _lane_pass(hb, lam, Q, YT, k, W, expo, reml, G, out):  # pragma: no cover - 
             G[2, 0] = W[3, l]
             G[2, 1] = W[4, l]
             G[2, 2] = W[5, l]
+        if slot[l] >= 0:
+            _keep_gram(G, L, GS, slot[l])
         out[l] = _assemble(G, L, n, c - 1, reml, W[14, l])
+
+
+def _lane_pass_shared(h, lam, Q, YT, k, W, s, reml, G, out, GS, slot):  # pragma: no cover
+    """:func:`_lane_pass` with every lane at the same heritability ``h`` (the first Brent
+    point, and the interval's ends, of items sharing an interval): the weights and the
+    log-determinant (:func:`_weights`, into the scratch ``s``) and the covariates' sums are
+    the same for every lane and are computed once, by the same arithmetic, so the numbers are
+    the same bit for bit; only the sums with y run across lanes."""
+    n = lam.shape[0]
+    c = Q.shape[0] + 1
+    L = _weights(h, lam, s)
+    y0 = 3 if c == 3 else 1  # the first row of W with a sum of y
+    for l in range(k):
+        for r in range(y0, y0 + c):
+            W[r, l] = 0.0
+    q0 = Q[0]
+    q1 = Q[c - 2]
+    g00 = g10 = g11 = 0.0
+    for i in range(n):
+        w = s[i]
+        a = q0[i]
+        wa = w * a
+        g00 += wa * a
+        if c == 3:
+            b = q1[i]
+            wb = w * b
+            g10 += wb * a
+            g11 += wb * b
+            for l in range(k):
+                y = YT[i, l]
+                wc = w * y
+                W[3, l] += wc * a
+                W[4, l] += wc * b
+                W[5, l] += wc * y
+        else:
+            for l in range(k):
+                y = YT[i, l]
+                wb = w * y
+                W[1, l] += wb * a
+                W[2, l] += wb * y
+    for l in range(k):
+        W[0, l] = g00
+        if c == 3:
+            W[1, l] = g10
+            W[2, l] = g11
+        W[6, l] = L
+    _lane_finish(n, c, k, W, reml, G, out, GS, slot)
 
 
 def _wdot(s, x, y):  # pragma: no cover - compiled
@@ -395,6 +458,16 @@ def _assemble(G, L, n, r, reml, logdet_zz):  # pragma: no cover - compiled
     return ll
 
 
+def _keep_gram(G, L, GS, row):  # pragma: no cover - compiled
+    """Copy the lower triangle of G (row by row) and then L into ``GS[row]``."""
+    q = 0
+    for a in range(G.shape[0]):
+        for b in range(a + 1):
+            GS[row, q] = G[a, b]
+            q += 1
+    GS[row, q] = L
+
+
 def _loglik_items(h, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, out):  # pragma: no cover
     m = h.shape[0]
     n = lam.shape[0]
@@ -512,26 +585,85 @@ def _derivs_items(
             out_f[j] = _assemble(G, L, n, c - 1, reml, logdet_mm[im[j]])
 
 
-def _residualise(yT, Q, coef, out):  # pragma: no cover - compiled
-    """coef[:, j] = Q @ yT[j] and out[j] = yT[j] - coef[:, j] @ Q, trait by trait.
+def _residualise1(yT, Q, coef, out, ss, j):  # pragma: no cover - compiled
+    """:func:`_residualise` of trait j."""
+    row = out[j]
+    sy = 0.0
+    for i in range(row.shape[0]):  # not row[:] = yT[j]: its shape check costs 2 s to compile
+        v = yT[j, i]
+        row[i] = v
+        sy += v * v
+    for k in range(Q.shape[0]):
+        qk = Q[k]
+        c = 0.0
+        for i in range(row.shape[0]):
+            c += qk[i] * yT[j, i]
+        coef[k, j] = c
+        for i in range(row.shape[0]):
+            row[i] -= c * qk[i]
+    sr = 0.0
+    for i in range(row.shape[0]):
+        sr += row[i] * row[i]
+    ss[0, j] = sy
+    ss[1, j] = sr
+
+
+def _residualise4(yT, Q, coef, out, ss, j):  # pragma: no cover - compiled
+    """:func:`_residualise1` of traits j..j+3 together, each with the same arithmetic in the
+    same order: a sum's additions depend on each other, and four independent chains keep the
+    processor busy where one would wait on each addition."""
+    y0, y1, y2, y3 = yT[j], yT[j + 1], yT[j + 2], yT[j + 3]
+    r0, r1, r2, r3 = out[j], out[j + 1], out[j + 2], out[j + 3]
+    s0 = s1 = s2 = s3 = 0.0
+    for i in range(y0.shape[0]):
+        v0, v1, v2, v3 = y0[i], y1[i], y2[i], y3[i]
+        r0[i], r1[i], r2[i], r3[i] = v0, v1, v2, v3
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
+    ss[0, j], ss[0, j + 1], ss[0, j + 2], ss[0, j + 3] = s0, s1, s2, s3
+    for k in range(Q.shape[0]):
+        qk = Q[k]
+        c0 = c1 = c2 = c3 = 0.0
+        for i in range(y0.shape[0]):
+            q = qk[i]
+            c0 += q * y0[i]
+            c1 += q * y1[i]
+            c2 += q * y2[i]
+            c3 += q * y3[i]
+        coef[k, j], coef[k, j + 1], coef[k, j + 2], coef[k, j + 3] = c0, c1, c2, c3
+        for i in range(y0.shape[0]):
+            q = qk[i]
+            r0[i] -= c0 * q
+            r1[i] -= c1 * q
+            r2[i] -= c2 * q
+            r3[i] -= c3 * q
+    s0 = s1 = s2 = s3 = 0.0
+    for i in range(y0.shape[0]):
+        s0 += r0[i] * r0[i]
+        s1 += r1[i] * r1[i]
+        s2 += r2[i] * r2[i]
+        s3 += r3[i] * r3[i]
+    ss[1, j], ss[1, j + 1], ss[1, j + 2], ss[1, j + 3] = s0, s1, s2, s3
+
+
+def _residualise(yT, Q, coef, out, ss):  # pragma: no cover - compiled
+    """coef[:, j] = Q @ yT[j] and out[j] = yT[j] - coef[:, j] @ Q, trait by trait, with the
+    sums of squares of yT[j] and of out[j] in ``ss[:, j]`` (for the checks: the data are at
+    hand); four traits at a time (:func:`_residualise4`).
 
     Each trait's arithmetic is the same whatever the number of traits, so a batch gives
     bit-for-bit the results of one-trait calls (a matrix product would round differently).
     """
     t = yT.shape[0]
-    p = Q.shape[0]
-    for j in numba.prange(t):
-        row = out[j]
-        for i in range(row.shape[0]):  # not row[:] = yT[j]: its shape check costs 2 s to compile
-            row[i] = yT[j, i]
-        for k in range(p):
-            qk = Q[k]
-            c = 0.0
-            for i in range(row.shape[0]):
-                c += qk[i] * yT[j, i]
-            coef[k, j] = c
-            for i in range(row.shape[0]):
-                row[i] -= c * qk[i]
+    for g in numba.prange((t + 3) // 4):
+        j = 4 * g
+        if j + 4 <= t:
+            _residualise4(yT, Q, coef, out, ss, j)
+        else:
+            for jj in range(j, t):
+                _residualise1(yT, Q, coef, out, ss, jj)
 
 
 def _brent_propose(active, a, b, x, w, v, fx, fw, fv, d, e, tol3, sqrt_eps, golden, u, done):
@@ -626,23 +758,25 @@ _SQRT_EPS = SQRT_EPS
 
 def _evaluate(
     u, active, k, j0, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, s, G,
-    YT, lane_of, held, x, W, I, out,
+    YT, lane_of, held, x, W, I, out, GS,
 ):  # fmt: skip  # pragma: no cover - compiled
     """Log likelihoods (NaN kept) of the block's items ``active[:k]`` (block positions) at
-    ``u[:k]`` into ``out[:k]``, one by one: the evaluation step of :func:`_fit_items`' plain
-    build (the other arguments are those of :func:`_evaluate_lanes`). Returns 0."""
+    ``u[:k]`` into ``out[:k]``, and their Grams into ``GS[:k]`` (:func:`_keep_gram`), one by
+    one: the evaluation step of :func:`_fit_items`' plain build (the other arguments are
+    those of :func:`_evaluate_lanes`). Returns 0."""
     n = lam.shape[0]
     c = G.shape[0]
     for ii in range(k):
         j = j0 + active[ii]
         L = _gram(u[ii], lam, Q, Mt, im[j], Yt[iy[j]], s, G)
+        _keep_gram(G, L, GS, ii)
         out[ii] = _assemble(G, L, n, c - 1, reml, logdet_mm[im[j]])
     return 0
 
 
 def _evaluate_lanes(
     u, active, k, j0, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, s, G,
-    YT, lane_of, held, x, W, I, out,
+    YT, lane_of, held, x, W, I, out, GS,
 ):  # fmt: skip  # pragma: no cover - compiled
     """As :func:`_evaluate` (the same numbers), the evaluation step of the lanes build: across
     lanes (:func:`_lane_pass`) while they hold items (``held``; the item in lane l is
@@ -652,7 +786,7 @@ def _evaluate_lanes(
     if held == 0 or k < _LANES_MIN:
         return _evaluate(
             u, active, k, j0, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, s, G,
-            YT, lane_of, 0, x, W, I, out,
+            YT, lane_of, 0, x, W, I, out, GS,
         )  # fmt: skip
     if 4 * k <= 3 * held:
         # a quarter of the lanes idle: move the searching items' columns (an ordered
@@ -681,7 +815,13 @@ def _evaluate_lanes(
         else:
             W[12, l] = x[item]
             I[1, l] = -1
-    _lane_pass(W[12], lam, Q, YT, held, W, I[0], reml, G, W[13])
+    shared = True
+    for l in range(1, held):
+        shared = shared and W[12, l] == W[12, 0]
+    if shared:
+        _lane_pass_shared(W[12, 0], lam, Q, YT, held, W, s, reml, G, W[13], GS, I[1])
+    else:
+        _lane_pass(W[12], lam, Q, YT, held, W, I[0], reml, G, W[13], GS, I[1])
     for l in range(held):
         if I[1, l] >= 0:
             out[I[1, l]] = W[13, l]
@@ -713,11 +853,15 @@ def _fit_items(
     ends,
     lo_out,
     hi_out,
+    g_out,
 ):
     """Brent's search (R's Brent_fmin, step for step) of every item on its own interval
     ``[lower[j], upper[j]]``, in lockstep within blocks of ``_FIT_BLOCK`` items; blocks run in
     parallel. Minimises -loglik (NaN taken as +inf). With ``ends``, the log likelihoods at
-    the interval's ends go to ``lo_out`` and ``hi_out``.
+    the interval's ends go to ``lo_out`` and ``hi_out``. ``g_out[0, j]`` gets the Gram and
+    sum(log d) (:func:`_keep_gram`) of item j at its result x, and with ``ends``
+    ``g_out[1, j]`` and ``g_out[2, j]`` those at its ends: those evaluated in the search,
+    for the solution there without another pass over the data.
 
     Items without marker columns and with two or three Gram columns (heritability and null
     fits with one or two covariates) are evaluated across lanes (:func:`_lane_pass`, the same
@@ -761,6 +905,9 @@ def _fit_items(
         active = np.arange(nb)
         u = np.empty(nb)
         fu = np.empty(nb)
+        ns = g_out.shape[2]
+        GS = np.empty((nb, ns))  # the Grams of one evaluation step
+        GX = np.empty((nb, ns))  # the Grams at x
         # steps -2 and -1: the interval's ends (with ``ends``), 0: the first point, then
         # Brent's; one evaluation call for all (each call site is compiled on its own)
         for step in range(-2 if ends else 0, _MAX_ITER + 1):
@@ -777,12 +924,14 @@ def _fit_items(
                 active = active[:k]
             held = _evaluate(
                 u, active, k, j0, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, s, G,
-                YT, lane_of, held, x, W, I, fu,
+                YT, lane_of, held, x, W, I, fu, GS,
             )  # fmt: skip
             if step < 0:
                 out = lo_out if step == -2 else hi_out
                 for i in range(nb):
                     out[j0 + i] = fu[i]
+                    for q in range(ns):  # loops, not slices: quicker to compile
+                        g_out[step + 3, j0 + i, q] = GS[i, q]
                 continue
             for ii in range(k):
                 fu[ii] = math.inf if math.isnan(fu[ii]) else -fu[ii]
@@ -791,11 +940,18 @@ def _fit_items(
                     fx[i] = fu[i]
                     fv[i] = fu[i]
                     fw[i] = fu[i]
+                    for q in range(ns):
+                        GX[i, q] = GS[i, q]
                 continue
             for ii in range(k):
                 neval[active[ii]] += 1
+                if fu[ii] <= fx[active[ii]]:  # _brent_update's test: x moves to u
+                    for q in range(ns):
+                        GX[active[ii], q] = GS[ii, q]
             _brent_update(active, u[:k], fu[:k], a, b, x, w, v, fx, fw, fv)
         for i in range(nb):
+            for q in range(ns):
+                g_out[0, j0 + i, q] = GX[i, q]
             x_out[j0 + i] = x[i]
             fx_out[j0 + i] = fx[i]
             neval_out[j0 + i] = neval[i]
@@ -918,8 +1074,13 @@ _HELPERS = (
     "_column",
     "_gram",
     "_assemble",
+    "_keep_gram",
+    "_residualise1",
+    "_residualise4",
     "_evaluate",
+    "_lane_finish",
     "_lane_pass",
+    "_lane_pass_shared",
     "_evaluate_lanes",
     "_dgram",
     "_brent_propose",
@@ -1126,13 +1287,15 @@ def slope_curvature(f, G, G1, G2, dL, n: int, reml: bool):
 
 def _residualise_numpy(yT, Q):
     """Twin of :func:`_residualise`: coefficients row by row, then the same sequence of
-    subtractions."""
+    subtractions (the sums of squares are sums in another order)."""
     coef = np.empty((Q.shape[0], yT.shape[0]))
     out = yT.copy()
-    for k in range(Q.shape[0]):
-        coef[k] = np.sum(yT * Q[k], axis=1)
-        out -= coef[k][:, None] * Q[k][None, :]
-    return coef, out
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN from non-finite y: the caller's
+        for k in range(Q.shape[0]):
+            coef[k] = np.sum(yT * Q[k], axis=1)
+            out -= coef[k][:, None] * Q[k][None, :]
+        ss = np.stack([np.einsum("ji,ji->j", yT, yT), np.einsum("ji,ji->j", out, out)])
+    return coef, out, ss
 
 
 def brent_lockstep(f, m: int, lower, upper, tol: float):
@@ -1290,7 +1453,8 @@ def derivs_items(h, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, *, use_numba=None):
 
 def residualise(yT: np.ndarray, Q: np.ndarray, *, use_numba=None):
     """Least-squares coefficients (p, t) of the rows of ``yT`` (t, n) on the orthonormal rows
-    of ``Q`` (p, n), and the residuals (t, n). Q has orthonormal rows, so coef = Q yT'.
+    of ``Q`` (p, n), the residuals (t, n), and the sums of squares (2, t) of the rows of
+    ``yT`` and of the residuals. Q has orthonormal rows, so coef = Q yT'.
 
     The residual is taken against all rows of Q at once (classical Gram-Schmidt, which is
     exact for orthonormal Q up to rounding). Each trait's arithmetic is the same whatever the
@@ -1301,18 +1465,23 @@ def residualise(yT: np.ndarray, Q: np.ndarray, *, use_numba=None):
         return _residualise_numpy(yT, Q)
     out = np.empty(yT.shape)
     coef = np.empty((Q.shape[0], yT.shape[0]))
-    kernel(yT, np.ascontiguousarray(Q), coef, out)
-    return coef, out
+    ss = np.empty((2, yT.shape[0]))
+    kernel(yT, np.ascontiguousarray(Q), coef, out, ss)
+    return coef, out, ss
 
 
 def fit_items(
-    iy, im, lam, Q, Yt, Mt, logdet_mm, reml, lower, upper, tol, *, ends=False, use_numba=None
-):
+    iy, im, lam, Q, Yt, Mt, logdet_mm, reml, lower, upper, tol, *, ends=False, grams=False,
+    use_numba=None,
+):  # fmt: skip
     """Brent's search (R's ``optimize``, step for step) of the heritability of every item on
     ``[lower, upper]`` (floats, or one interval per item), maximising its log likelihood (NaN
     taken as -inf); arguments as :func:`loglik_items`. Returns ``(x, -loglik, n_eval,
     converged)``, and with ``ends`` the log likelihoods at ``lower`` and ``upper`` too (those
     of :func:`loglik_items`, for R's boundary check), computed with the search's data at hand.
+    With ``grams``, the last element is ``(G, L)``: the Grams (3, m, c, c) and sums of
+    log d (3, m) of :func:`gram_items` at x, lower and upper (at x only, (1, m, ...), without
+    ``ends``), the same numbers, kept from the search's evaluations.
 
     The compiled kernel runs the items in lockstep within cache-sized blocks, blocks in
     parallel; its twin is :func:`brent_lockstep` over :func:`loglik_items`' twin.
@@ -1334,24 +1503,32 @@ def fit_items(
             return np.where(np.isnan(ll), np.inf, -ll)
 
         res = brent_lockstep(objective, m, lower, upper, tol)
-        if not ends:
-            return res
         at = [loglik_items(e, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, use_numba=False)
-              for e in (lower, upper)]  # fmt: skip
-        return (*res, *at)
+              for e in (lower, upper)] if ends else []  # fmt: skip
+        if not grams:
+            return (*res, *at)
+        points = [res[0], lower, upper] if ends else [res[0]]
+        GL = [_gram_numpy(h, iy, im, lam, Q, Yt, Mt) for h in points]
+        return (*res, *at, (np.stack([g for g, _ in GL]), np.stack([el for _, el in GL])))
     x = np.empty(m)
     fx = np.empty(m)
     neval = np.empty(m, dtype=np.int64)
     done = np.empty(m, dtype=bool)
     ll_lower = np.empty(m if ends else 0)
     ll_upper = np.empty(m if ends else 0)
+    g_out = np.empty((3 if ends else 1, m, c * (c + 1) // 2 + 1))
     kernel(
         iy, im, lam, Q, Yt, Mt, logdet_mm, reml, lower, upper, tol / 3.0,
-        _SQRT_EPS, _GOLDEN, x, fx, neval, done, ends, ll_lower, ll_upper,
+        _SQRT_EPS, _GOLDEN, x, fx, neval, done, ends, ll_lower, ll_upper, g_out,
     )  # fmt: skip
-    if ends:
-        return x, fx, neval, done, ll_lower, ll_upper
-    return x, fx, neval, done
+    out = (x, fx, neval, done, ll_lower, ll_upper) if ends else (x, fx, neval, done)
+    if not grams:
+        return out
+    r, a = np.tril_indices(c)  # _keep_gram's order: row by row
+    G = np.empty((g_out.shape[0], m, c, c))
+    G[:, :, r, a] = g_out[:, :, :-1]
+    G[:, :, a, r] = g_out[:, :, :-1]
+    return (*out, (G, g_out[:, :, -1]))
 
 
 def fixed_den(msm, msq, C, row):

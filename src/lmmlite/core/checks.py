@@ -191,12 +191,18 @@ def check_phenotypes(y0: np.ndarray, y: np.ndarray, names: Sequence[str] | None 
 
     ``y0`` holds the residuals of ``y`` (n x t) after least squares on the covariates.
     """
-    res = np.sqrt(np.einsum("ij,ij->j", y0, y0))
-    scale = np.sqrt(np.einsum("ij,ij->j", y, y))
-    n = y.shape[0]
+    sumsq = np.stack([np.einsum("ij,ij->j", y, y), np.einsum("ij,ij->j", y0, y0)])
+    check_phenotype_sumsq(sumsq, y.shape[0], names)
+
+
+def check_phenotype_sumsq(sumsq: np.ndarray, n: int, names: Sequence[str] | None = None) -> None:
+    """:func:`check_phenotypes` from the sums of squares (2, t) of the phenotypes (row 0) and
+    of their residuals (row 1) over ``n`` samples."""
+    scale = np.sqrt(sumsq[0])
+    res = np.sqrt(sumsq[1])
     bad = np.flatnonzero(res <= 64 * n * np.finfo(float).eps * np.maximum(scale, 1e-300))
     if bad.size:
-        labels = column_names(y.shape[1], names)
+        labels = column_names(sumsq.shape[1], names)
         raise PhenotypeError(
             "phenotype is constant (or an exact linear combination of the covariates), so "
             "its variance components cannot be estimated: "
@@ -204,8 +210,12 @@ def check_phenotypes(y0: np.ndarray, y: np.ndarray, names: Sequence[str] | None 
         )
 
 
-def check_model_arrays(Kva: Any, y: Any, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-    """Convert and check (Kva, y, X); return y as (n, t) and whether it was one-dimensional."""
+def check_model_arrays(
+    Kva: Any, y: Any, X: Any, *, finite_y: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Convert and check (Kva, y, X); return y as (n, t) and whether it was one-dimensional.
+    ``finite_y=False`` leaves y's NaN and infinities to the caller (who checks them in a
+    pass it makes anyway)."""
     Kva = as_float_array("Kva", Kva, ndim=(1,))
     n = Kva.shape[0]
     check_finite("kinship eigenvalues Kva", Kva, KinshipError)
@@ -223,7 +233,8 @@ def check_model_arrays(Kva: Any, y: Any, X: Any) -> tuple[np.ndarray, np.ndarray
         raise InputError(f"y has {y.shape[0]} rows but there are {n} eigenvalues (samples)")
     if y.shape[1] == 0:
         raise PhenotypeError("y has no columns (no traits)")
-    check_finite("y", y, PhenotypeError)
+    if finite_y:
+        check_finite("y", y, PhenotypeError)
     X = as_float_array("X", X)
     if X.ndim == 1:
         X = X[:, None]

@@ -33,15 +33,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..exceptions import BoundaryWarning, ConvergenceWarning, InputError
+from ..exceptions import BoundaryWarning, ConvergenceWarning, InputError, PhenotypeError
 from . import reference
 from .checks import (
+    check_finite,
     check_hsq,
     check_identifiable,
     check_kinship,
     check_level,
     check_model_arrays,
-    check_phenotypes,
+    check_phenotype_sumsq,
     check_tol,
     clip_eigenvalues,
 )
@@ -287,10 +288,12 @@ def fit_lmm(
     """
     _check_engine(engine)
     check_tol(tol)
-    Kva, y2, X2, single = check_model_arrays(Kva, y, X)
+    Kva, y2, X2, single = check_model_arrays(Kva, y, X, finite_y=False)
     check_identifiable(Kva, X2)
     model = RotatedModel(Kva, y2, X2)
-    check_phenotypes(model.Yt.T, y2)
+    if not np.all(np.isfinite(model.sumsq[0])):  # a NaN or infinite y (or y*y overflowing)
+        check_finite("y", y2, PhenotypeError)
+    check_phenotype_sumsq(model.sumsq, model.n)
     if engine == "reference":
         fits = [
             reference.fit_lmm(

@@ -56,6 +56,9 @@ class RotatedModel:
         The phenotypes' residuals on ``Q``, trait by trait.
     coef_q : (p, t)
         Their least-squares coefficients on ``Q``.
+    sumsq : (2, t)
+        Sums of squares of the phenotypes (row 0) and of their residuals (row 1), for the
+        checks (NaN or infinite in row 0 where a phenotype is).
     """
 
     def __init__(self, Kva: np.ndarray, y: np.ndarray, X: np.ndarray) -> None:
@@ -70,7 +73,7 @@ class RotatedModel:
         self.Q = np.ascontiguousarray(Q.T)
         # Least-squares coefficients on Q (p, t) and residuals stored trait by trait (t, n);
         # cheapest when y is F-ordered (y.T contiguous)
-        self.coef_q, self.Yt = _kernels.residualise(y.T, Q.T)
+        self.coef_q, self.Yt, self.sumsq = _kernels.residualise(y.T, Q.T)
         self._Mt = np.empty((1, 0, n))
         self._logdet_mm = np.zeros(1)
 
@@ -96,8 +99,13 @@ class RotatedModel:
         """Brent's search of every trait's hsq on [0, upper] (R's iteration, all traits
         together: see :func:`lmmlite.core._kernels.fit_items`), and with ``ends`` the log
         likelihoods at 0 and ``upper``."""
+        out = self._search(reml, tol, upper, ends, grams=False)
+        res = BrentResult(x=out[0], fx=out[1], n_eval=out[2], converged=out[3])
+        return res, (out[4], out[5]) if ends else None
+
+    def _search(self, reml: bool, tol: float, upper: float, ends: bool, grams: bool) -> tuple:
         t = self.t
-        out = _kernels.fit_items(
+        return _kernels.fit_items(
             np.arange(t),
             np.zeros(t, dtype=np.int64),
             self.lam,
@@ -110,32 +118,35 @@ class RotatedModel:
             upper,
             tol,
             ends=ends,
+            grams=grams,
         )
-        res = BrentResult(x=out[0], fx=out[1], n_eval=out[2], converged=out[3])
-        return res, (out[4], out[5]) if ends else None
 
     def fit(self, reml: bool, check_boundary: bool, tol: float, upper: float = 1.0) -> BatchFit:
         """Maximum (restricted) likelihood of every trait's hsq on [0, upper]: Brent's search,
         then, with ``check_boundary``, a bound taken where its likelihood is strictly better
         (as R/lmmlite's C++ ``fitLMM``)."""
         t = self.t
-        res, at_ends = self.search(reml, tol, upper, ends=check_boundary)
-        hsq = res.x.copy()
-        loglik = -res.fx
-        n_eval = res.n_eval.copy()
-        if at_ends is not None:
-            for edge, ll_edge in zip((0.0, upper), at_ends, strict=True):
+        *out, (G, L) = self._search(reml, tol, upper, check_boundary, grams=True)
+        hsq = out[0].copy()
+        loglik = -out[1]
+        n_eval = out[2].copy()
+        at = np.zeros(t, dtype=np.int64)  # where each trait's estimate is: x, lower, upper
+        if check_boundary:
+            for side, (edge, ll_edge) in enumerate(zip((0.0, upper), out[4:], strict=True)):
                 n_eval += 1
                 better = ll_edge > loglik
                 hsq[better] = edge
                 loglik[better] = ll_edge[better]
-        sol = self.solution(hsq, np.arange(t))
+                at[better] = side + 1
+        items = np.arange(t)
+        # the Grams there, as evaluated in the search: gram_items' numbers without its pass
+        sol = self._solve(G[at, items], L[at, items], items)
         return BatchFit(
             hsq=hsq,
             loglik=loglik,
             beta=sol.beta,
             sigmasq=sol.rss / (self.n - self.p),
-            converged=res.converged & np.isfinite(loglik),
+            converged=out[3] & np.isfinite(loglik),
             n_eval=n_eval,
         )
 
@@ -152,6 +163,11 @@ class RotatedModel:
             self.Yt,
             self._Mt,
         )
+        return self._solve(G, L, items)
+
+    def _solve(self, G: np.ndarray, L: np.ndarray, items: np.ndarray) -> GLSSolution:
+        """:meth:`solution` from the Grams (m, p + 1, p + 1) and sums of log d (m,) of traits
+        ``items``."""
         p = self.p
         A = G[:, :p, :p]
         b = G[:, :p, p]
