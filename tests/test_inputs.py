@@ -144,6 +144,32 @@ def test_eigen_rotation__non_symmetric_kinship(small_problem):
         lmmlite.eigen_rotation(K, Y, X)
 
 
+@pytest.mark.parametrize("n", [1, 5, 127, 128, 129, 300])  # one block, several, a short one
+def test_kinship_checks__blocked_helpers_equal_the_dense_formulas(n):
+    from lmmlite.core import checks
+
+    K = np.random.default_rng(n).standard_normal((n, n))
+    assert checks.max_asymmetry(K) == np.max(np.abs(K - K.T))
+    np.testing.assert_array_equal(checks.symmetrised(K), (K + K.T) * 0.5)
+    assert checks.max_asymmetry(checks.symmetrised(K)) == 0.0
+    assert checks.max_abs(K) == np.max(np.abs(K))
+
+
+@pytest.mark.parametrize(("i", "j"), [(250, 3), (3, 250), (130, 129)])
+def test_kinship_frame__asymmetry_anywhere_is_found_and_named(i, j):
+    from lmmlite.alignment import kinship_frame
+
+    n = 300
+    A = np.random.default_rng(1).standard_normal((n, 40))
+    ids = [f"s{k}" for k in range(n)]
+    K = pd.DataFrame(A @ A.T / 40, index=ids, columns=ids)
+    kinship_frame(K)  # symmetric: accepted
+    K.iloc[i, j] += 1e-3
+    a, b = sorted((i, j))  # the pair is named in row-major order
+    with pytest.raises(KinshipError, match=rf"not symmetric: K\[s{a}, s{b}\]"):
+        kinship_frame(K)
+
+
 def test_eigen_rotation__clearly_negative_eigenvalues(small_problem):
     K, Y, X = small_problem
     with pytest.raises(KinshipError, match="not positive semidefinite"):

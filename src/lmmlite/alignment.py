@@ -24,6 +24,8 @@ from .core.checks import (
     check_phenotypes,
     duplicated,
     format_values,
+    max_abs,
+    max_asymmetry,
 )
 from .exceptions import (
     CovariateError,
@@ -131,16 +133,18 @@ def kinship_frame(kinship: Any) -> pd.DataFrame:
     K.columns = cols
     K = K.loc[:, K.index]
     vals = K.to_numpy()
-    bad = np.argwhere(~np.isfinite(vals))
-    if not bad.size:
-        check_kinship_scale(vals)
+    bad = np.empty((0, 2), dtype=np.intp)
+    if not np.isfinite(np.sum(vals)):  # (a finite sum: no NaN or inf, in one pass)
+        bad = np.argwhere(~np.isfinite(vals))
     if bad.size:
         pairs = [f"({K.index[i]}, {K.columns[j]})" for i, j in bad[:5]]
         raise KinshipError(
             f"kinship has {len(bad)} NaN or infinite value(s), e.g. at {format_values(pairs, 5)}"
         )
-    diff = np.abs(vals - vals.T)
-    if diff.max() > SYMMETRY_RTOL * max(float(np.abs(vals).max()), np.finfo(float).tiny):
+    top = max_abs(vals)
+    check_kinship_scale(vals, top)
+    if max_asymmetry(vals) > SYMMETRY_RTOL * max(top, np.finfo(float).tiny):
+        diff = np.abs(vals - vals.T)
         i, j = np.unravel_index(int(np.argmax(diff)), diff.shape)
         raise KinshipError(
             f"kinship is not symmetric: K[{K.index[i]}, {K.columns[j]}] = {vals[i, j]:.6g} but "

@@ -39,10 +39,45 @@ ZERO_RTOL = 1e-12
 MAX_ABS = 1e100
 
 
-def check_kinship_scale(K: np.ndarray) -> None:
+def max_abs(a: np.ndarray) -> float:
+    """max |a| (0 for an empty array), without an array of absolute values."""
+    return max(float(a.max()), -float(a.min())) if a.size else 0.0
+
+
+#: Rows per block of the kinship checks' transposed comparisons: a block and its transposed
+#: counterpart stay in cache (a whole transposed matrix does not, and its temporaries are
+#: fresh memory each time).
+_BLOCK_ROWS = 128
+
+
+def max_asymmetry(K: np.ndarray) -> float:
+    """max |K - K'| of a square matrix, block by block over the upper triangle."""
+    n = K.shape[0]
+    top = 0.0
+    for i0 in range(0, n, _BLOCK_ROWS):
+        i1 = min(n, i0 + _BLOCK_ROWS)
+        top = max(top, max_abs(K[i0:i1, i0:] - K[i0:, i0:i1].T))
+    return top
+
+
+def symmetrised(K: np.ndarray) -> np.ndarray:
+    """(K + K') / 2, computed as ``(K + K.T) * 0.5`` element by element (the same numbers),
+    block by block."""
+    n = K.shape[0]
+    out = np.empty_like(K)
+    for i0 in range(0, n, _BLOCK_ROWS):
+        i1 = min(n, i0 + _BLOCK_ROWS)
+        block = out[i0:i1]
+        np.add(K[i0:i1], K[:, i0:i1].T, out=block)
+        block *= 0.5
+    return out
+
+
+def check_kinship_scale(K: np.ndarray, top: float | None = None) -> None:
     """Refuse a kinship whose entries are all zero-like or of an absurd scale (beyond
-    :data:`MAX_ABS`, or all below its inverse): a kinship is of order 1."""
-    top = float(np.max(np.abs(K))) if K.size else 0.0
+    :data:`MAX_ABS`, or all below its inverse): a kinship is of order 1. ``top``: max |K|,
+    if known."""
+    top = max_abs(K) if top is None else top
     if top > MAX_ABS or 0.0 < top < 1.0 / MAX_ABS:
         raise KinshipError(
             f"kinship entries are of size {top:.3g}: too {'large' if top > 1 else 'small'} "
@@ -106,9 +141,9 @@ def check_kinship(K: Any) -> np.ndarray:
     if K.shape[0] == 0:
         raise KinshipError("kinship matrix is empty")
     check_finite("kinship matrix", K, KinshipError)
-    check_kinship_scale(K)
-    scale = float(np.max(np.abs(K)))
-    asym = float(np.max(np.abs(K - K.T)))
+    scale = max_abs(K)
+    check_kinship_scale(K, scale)
+    asym = max_asymmetry(K)
     if asym > SYMMETRY_RTOL * max(scale, np.finfo(float).tiny):
         i, j = np.unravel_index(int(np.argmax(np.abs(K - K.T))), K.shape)
         raise KinshipError(
@@ -116,7 +151,7 @@ def check_kinship(K: Any) -> np.ndarray:
             f"K[{j}, {i}] = {K[j, i]:.6g} (max |K - K'| = {asym:.3g}, tolerance "
             f"{SYMMETRY_RTOL:g} x max|K|)"
         )
-    return (K + K.T) * 0.5
+    return symmetrised(K)
 
 
 def clip_eigenvalues(Kva: np.ndarray) -> tuple[np.ndarray, int]:
