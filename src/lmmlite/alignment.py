@@ -105,7 +105,9 @@ def numeric_frame(df: Any, what: str, error: type[InputError] = InputError) -> p
     dup = duplicated(names)
     if dup:
         raise error(f"{what} has duplicated column names: {format_values(dup)}")
-    return pd.DataFrame(df.to_numpy(dtype=float), index=sample_ids(df.index, what), columns=names)
+    # no copy of a float table: pandas' copy-on-write keeps the caller's frame and this apart
+    values = df.to_numpy(dtype=float)
+    return pd.DataFrame(values, index=sample_ids(df.index, what), columns=names, copy=False)
 
 
 def kinship_frame(kinship: Any) -> pd.DataFrame:
@@ -131,7 +133,8 @@ def kinship_frame(kinship: Any) -> pd.DataFrame:
             f"{format_values(only_rows)}; columns only {format_values(only_cols)}"
         )
     K.columns = cols
-    K = K.loc[:, K.index]
+    if not K.columns.equals(K.index):
+        K = K.loc[:, K.index]
     vals = K.to_numpy()
     bad = np.empty((0, 2), dtype=np.intp)
     if not np.isfinite(np.sum(vals)):  # (a finite sum: no NaN or inf, in one pass)
@@ -145,7 +148,7 @@ def kinship_frame(kinship: Any) -> pd.DataFrame:
     check_kinship_scale(vals, top)
     if max_asymmetry(vals) > SYMMETRY_RTOL * max(top, np.finfo(float).tiny):
         diff = np.abs(vals - vals.T)
-        i, j = np.unravel_index(int(np.argmax(diff)), diff.shape)
+        i, j = (int(v) for v in np.unravel_index(int(np.argmax(diff)), diff.shape))
         raise KinshipError(
             f"kinship is not symmetric: K[{K.index[i]}, {K.columns[j]}] = {vals[i, j]:.6g} but "
             f"K[{K.index[j]}, {K.columns[i]}] = {vals[j, i]:.6g}"

@@ -103,7 +103,7 @@ def _read_bare(p: Path, first: str, ids: list[str] | None) -> pd.DataFrame:
             f"kinship {str(p)!r} is a bare {M.shape[0]} x {M.shape[1]} matrix but the "
             f"genotype file has {len(ids)} samples: its size matches neither"
         )
-    return pd.DataFrame(M, index=pd.Index(ids, name="id"), columns=ids)
+    return pd.DataFrame(M, index=pd.Index(ids, name="id"), columns=ids, copy=False)
 
 
 def _check_square(K: pd.DataFrame, where: str) -> None:
