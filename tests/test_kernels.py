@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lmmlite.core import _kernels
 
@@ -35,11 +37,64 @@ def test_loglik_items__numba_equals_numpy(p, k, reml, m):
     im = rng.integers(0, mk, m)
     fast = _kernels.loglik_items(h, iy, im, lam, Q, Yt, Mt, ldm, reml, use_numba=True)
     slow = _kernels.loglik_items(h, iy, im, lam, Q, Yt, Mt, ldm, reml, use_numba=False)
-    np.testing.assert_allclose(fast, slow, rtol=1e-12)
+    np.testing.assert_array_equal(fast, slow)  # the twin's numbers are the kernel's
     G1, L1 = _kernels.gram_items(h, iy, im, lam, Q, Yt, Mt, use_numba=True)
     G2, L2 = _kernels.gram_items(h, iy, im, lam, Q, Yt, Mt, use_numba=False)
-    np.testing.assert_allclose(G1, G2, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(L1, L2, rtol=1e-13)
+    np.testing.assert_array_equal(G1, G2)
+    np.testing.assert_array_equal(L1, L2)
+
+
+_LAMS = {
+    "uniform": None,
+    "overflowing and underflowing blocks": lambda n: np.concatenate(
+        [np.full(n // 3, 1e200), np.linspace(3, 1, n - 2 * (n // 3)), np.full(n // 3, 1e-300)]
+    ),
+    "zeros (d = 0 at h = 1)": lambda n: np.concatenate(
+        [np.linspace(4, 1, n - n // 4), np.zeros(n // 4)]
+    ),
+}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 200),
+    p=st.integers(1, 3),
+    k=st.integers(0, 2),
+    kind=st.sampled_from(sorted(_LAMS)),
+    reml=st.booleans(),
+    seed=st.integers(0, 2**31),
+)
+def test_exact_twins__the_same_numbers_as_the_kernels_bit_for_bit(n, p, k, kind, reml, seed):
+    """loglik, gram, residualise and fit have NumPy twins that give the kernels' numbers bit
+    for bit (small calls use them while numba is not started): every sum in the kernel's
+    order, the C library's log. Any n (block tails), one to six Gram columns (the fused and
+    the four-lane sums), eigenvalues that overflow, underflow or vanish."""
+    make = _LAMS[kind]
+    lam = None if make is None else np.sort(make(n))[::-1].copy()
+    if lam is not None and lam.size != n:
+        lam = None
+    t, mk = 3, 4
+    lam, Q, Yt, Mt, ldm = _data(n, min(p, n), k, t, mk, seed=seed, lam=lam)
+    rng = np.random.default_rng(seed)
+    m = 12
+    h = rng.uniform(0, 1, m)
+    h[:3] = [0.0, 1.0, 1e-9]
+    iy = rng.integers(0, t, m)
+    im = rng.integers(0, mk, m)
+    for use in (True, False):
+        got = [_kernels.loglik_items(h, iy, im, lam, Q, Yt, Mt, ldm, reml, use_numba=use)]
+        got += _kernels.gram_items(h, iy, im, lam, Q, Yt, Mt, use_numba=use)
+        got += _kernels.residualise(Yt, Q, use_numba=use)
+        if use:
+            want = got
+    for a, b in zip(want, got, strict=True):
+        np.testing.assert_array_equal(a, b)
+    Mt0, ld0 = np.empty((1, 0, n)), np.zeros(1)
+    args = (np.arange(t), np.zeros(t, dtype=np.int64), lam, Q, Yt, Mt0, ld0, reml, 0.0, 1.0, 1e-6)
+    *fa, (Ga, La) = _kernels.fit_items(*args, ends=True, grams=True, use_numba=True)
+    *fb, (Gb, Lb) = _kernels.fit_items(*args, ends=True, grams=True, use_numba=False)
+    for a, b in zip([*fa, Ga, La], [*fb, Gb, Lb], strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize(

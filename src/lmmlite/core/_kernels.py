@@ -1,4 +1,6 @@
-r"""Compiled kernels of the fast engine (numba), each with a plain-NumPy twin.
+r"""Compiled kernels of the fast engine (numba), each with a plain-NumPy twin (those of the
+likelihood, Gram, residualisation and Brent search give the same numbers bit for bit, and take
+small calls while numba is not started).
 
 Everything the fast engine evaluates at a heritability :math:`h` reduces to two quantities
 per *item* (a trait, or a trait-marker pair in a scan), each item having its own :math:`h_j`:
@@ -142,6 +144,11 @@ def _logdet_tail(h, lam, i0, i1):  # pragma: no cover - compiled
     if huge:
         return math.inf
     return math.log(mant) + expo * _LN2
+
+
+#: The Python function (the global name is rebound to its compiled build with the kernels):
+#: the NumPy twins call it for the rare out-of-range blocks.
+_logdet_tail_py = _logdet_tail
 
 
 def _weights(h, lam, s):  # pragma: no cover - compiled
@@ -1167,20 +1174,42 @@ def _kernel(name: str, parallel: bool) -> Any:
     return _BUILT[key]
 
 
+#: Kernels whose NumPy twins give their numbers bit for bit, with the cost of a call in
+#: sample-evaluations per unit of work (a fit evaluates each item about 30 times).
+_EXACT_TWINS = {"loglik": 1, "gram": 1, "residualise": 1, "fit": 32}
+#: Sample-evaluations (about 0.2 s) the exact twins take on before numba is started, for
+#: small calls: starting numba costs 0.3-0.5 s (and, after installing, seconds of
+#: compilation), so a command whose only such work is small (the null fit of a scan of one
+#: trait) does without it. Once numba is started, the kernels are used.
+_TWIN_BUDGET = 3_000_000
+_twin_left = [_TWIN_BUDGET]
+_TWIN_LOCK = threading.Lock()
+
+
 def _compiled(name: str, work: int, use_numba: bool | None) -> Any:
     """The compiled kernel to call (serial below ``_PARALLEL_MIN_WORK`` or in a task), or None
-    for the NumPy twin."""
+    for the NumPy twin: with numba switched off, and (by default) for a small call with an
+    exact twin while numba has not been started and the twins' budget lasts."""
     if not (NUMBA_ENABLED if use_numba is None else use_numba):
         return None
+    if use_numba is None and numba is None and name in _EXACT_TWINS:
+        cost = work * _EXACT_TWINS[name]
+        with _TWIN_LOCK:
+            if numba is None and cost <= _twin_left[0]:
+                _twin_left[0] -= cost
+                return None
     return _kernel(name, _parallel(work))
 
 
 # ---------------------------------------------------------------------------------------------
 # NumPy twins: the same quantities, vectorised over items; used when numba is switched off
 # (``LMMLITE_DISABLE_NUMBA=1``) and in the tests as the kernels' oracle. Each item's arithmetic
-# is the same whatever the number of items (products element by element, sums along a
-# contiguous last axis, LAPACK matrix by matrix), so a batch equals one-at-a-time calls bit for
-# bit, as with the kernels.
+# is the same whatever the number of items, so a batch equals one-at-a-time calls bit for bit,
+# as with the kernels. The twins of loglik, gram, residualise and fit are the kernels' numbers
+# bit for bit (each sum in the kernel's order, as a cumulative sum; the C library's log, which
+# the kernels call, rather than NumPy's): small calls use them until numba is started
+# (:func:`_compiled`), so that a command with little such work (a fixed-hsq scan of one
+# trait) does not pay numba's start-up.
 
 
 def _columns_numpy(iy, im, Q, Yt, Mt):
@@ -1192,41 +1221,115 @@ def _columns_numpy(iy, im, Q, Yt, Mt):
     return cols
 
 
+def _logs(a: np.ndarray) -> np.ndarray:
+    """math.log element by element: the kernels' logarithm (the C library's), bit for bit;
+    NumPy's vectorised log can differ from it in the last bit."""
+    a = np.asarray(a, dtype=float)
+    return np.array([_log(v) for v in a.ravel().tolist()], dtype=float).reshape(a.shape)
+
+
+def _log(v: float) -> float:
+    """math.log, with the compiled code's values where it raises: -inf at 0, NaN below."""
+    return math.log(v) if v > 0.0 else (-math.inf if v == 0.0 else math.nan)
+
+
+def _seqsum(T: np.ndarray) -> np.ndarray:
+    """Sums along the last axis taken term after term from 0.0, as a kernel's ``g += t``
+    loop (a cumulative sum is sequential; ``+ 0.0`` gives the loop's +0.0 where every term
+    is a zero)."""
+    if T.shape[-1] == 0:
+        return np.zeros(T.shape[:-1])
+    return np.cumsum(T, axis=-1)[..., -1] + 0.0
+
+
+def _lanesum(T: np.ndarray) -> np.ndarray:
+    """:func:`_wdot`'s sum of the terms T along the last axis: four lanes, their sums added
+    in a fixed order, then the tail."""
+    n = T.shape[-1]
+    n4 = n // 4 * 4
+    a = _seqsum(np.moveaxis(T[..., :n4].reshape(*T.shape[:-1], -1, 4), -1, -2))
+    return ((a[..., 0] + a[..., 1]) + (a[..., 2] + a[..., 3])) + _seqsum(T[..., n4:])
+
+
+def _weights_numpy(h: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Twin of :func:`_weights` for items at heritabilities h (m,): the weights 1/d (m, n)
+    and sum(log d) (m,), by the same operations in the same order (the block products'
+    lanes as cumulative products, the out-of-range blocks by the kernel's own Python code)."""
+    m = h.shape[0]
+    n = lam.shape[0]
+    om = 1.0 - h
+    D = h[:, None] * lam[None, :] + om[:, None]
+    mant = np.ones(m)
+    expo = np.zeros(m, dtype=np.int64)
+    extra = np.zeros(m)
+    with np.errstate(all="ignore"):
+        for i0 in range(0, n, _BLOCK):
+            i1 = min(i0 + _BLOCK, n)
+            i4 = i0 + (i1 - i0) // 4 * 4
+            P = np.ones((m, 4))
+            if i4 > i0:
+                P = np.cumprod(D[:, i0:i4].reshape(m, -1, 4), axis=1)[:, -1, :]
+            p0 = P[:, 0]
+            for i in range(i4, i1):
+                p0 = p0 * D[:, i]
+            prod = (p0 * P[:, 1]) * (P[:, 2] * P[:, 3])
+            ok = (prod > 1e-280) & (prod < 1e280)
+            fm, fe = np.frexp(prod * mant)
+            mant = np.where(ok, fm, mant)
+            expo += np.where(ok, fe, 0)
+            for j in np.flatnonzero(~ok):
+                extra[j] += _logdet_tail_py(float(h[j]), lam, i0, i1)
+        return 1.0 / D, _logs(mant) + expo * _LN2 + extra
+
+
 def _gram_numpy(h, iy, im, lam, Q, Yt, Mt):
-    d = h[:, None] * lam[None, :] + (1.0 - h)[:, None]
-    with np.errstate(divide="ignore"):
-        L = np.log(d).sum(axis=1)
-    s = 1.0 / d
+    """Twin of :func:`_gram` for many items: the same numbers, bit for bit (the sums in the
+    kernel's order: :func:`_wdot2`/:func:`_wdot3`'s sample order for two or three columns,
+    :func:`_wdot`'s lanes otherwise)."""
+    s, L = _weights_numpy(h, lam)
     cols = _columns_numpy(iy, im, Q, Yt, Mt)
     c = len(cols)
     G = np.empty((h.shape[0], c, c))
-    with np.errstate(invalid="ignore"):
+    with np.errstate(all="ignore"):
         for a in range(c):
             ws = s * cols[a]
             for b in range(a + 1):
-                G[:, a, b] = G[:, b, a] = np.sum(ws * cols[b], axis=1)
+                # the fused passes form (w x_a) x_b for b <= a; _wdot, s x_a x_b: the same
+                g = _seqsum(ws * cols[b]) if c <= 3 else _lanesum(ws * cols[b])
+                G[:, a, b] = G[:, b, a] = g
     return G, L
 
 
 def _assemble_numpy(G, L, n, reml, logdet_zz):
-    r = G.shape[1] - 1
-    A = G[:, :r, :r]
-    b = G[:, :r, r]
-    out = np.full(G.shape[0], np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ok = np.all(np.isfinite(G.reshape(G.shape[0], -1)), axis=1)
-        ok &= np.all(np.linalg.eigvalsh(np.where(ok[:, None, None], A, 1.0)) > 0, axis=1)
-        if not ok.any():
-            return out
-        C = np.linalg.cholesky(A[ok])
-        z = np.linalg.solve(C, b[ok][..., None])[..., 0]
-        rss = G[ok, r, r] - np.sum(z * z, axis=1)
-        logdet = 2.0 * np.sum(np.log(np.diagonal(C, axis1=1, axis2=2)), axis=1)
-        ll = -0.5 * (L[ok] + n * np.log(rss))
+    """Twin of :func:`_assemble` for many items (m, c, c): the same Cholesky steps in the same
+    order, NaN where the kernel returns NaN."""
+    m, c, _ = G.shape
+    r = c - 1
+    G = G.copy()  # factorised in place, as the kernel's
+    ok = np.ones(m, dtype=bool)
+    logdet = np.zeros(m)
+    rss = np.full(m, np.nan)
+    with np.errstate(all="ignore"):
+        for a in range(c):
+            for b in range(a + 1):
+                v = G[:, a, b].copy()
+                for q in range(b):
+                    v -= G[:, a, q] * G[:, b, q]
+                if a != b:
+                    G[:, a, b] = v / G[:, b, b]
+                elif a < r:
+                    ok &= v > 0.0
+                    v = np.sqrt(np.where(ok, v, 1.0))
+                    logdet += 2.0 * _logs(v)
+                    G[:, a, a] = v
+                else:
+                    rss = v
+        ok &= rss > 0.0
+        rss = np.where(ok, rss, 1.0)
+        ll = -0.5 * (L + n * _logs(rss))
         if reml:
-            ll = ll + 0.5 * (r * (_LOG_2PI + np.log(rss / (n - r))) + logdet_zz[ok] - logdet)
-        out[ok] = np.where(rss > 0, ll, np.nan)
-    return out
+            ll += 0.5 * (r * (_LOG_2PI + _logs(rss / (n - r))) + logdet_zz - logdet)
+    return np.where(ok, ll, np.nan)
 
 
 def _derivs_numpy(h, iy, im, lam, Q, Yt, Mt, logdet_mm, reml):
@@ -1286,15 +1389,15 @@ def slope_curvature(f, G, G1, G2, dL, n: int, reml: bool):
 
 
 def _residualise_numpy(yT, Q):
-    """Twin of :func:`_residualise`: coefficients row by row, then the same sequence of
-    subtractions (the sums of squares are sums in another order)."""
+    """Twin of :func:`_residualise`: each coefficient a sum in sample order, then the same
+    sequence of subtractions (the same numbers, bit for bit)."""
     coef = np.empty((Q.shape[0], yT.shape[0]))
     out = yT.copy()
-    with np.errstate(invalid="ignore", over="ignore"):  # NaN from non-finite y: the caller's
+    with np.errstate(all="ignore"):  # NaN from non-finite y: the caller's to report
         for k in range(Q.shape[0]):
-            coef[k] = np.sum(yT * Q[k], axis=1)
+            coef[k] = _seqsum(Q[k][None, :] * yT)
             out -= coef[k][:, None] * Q[k][None, :]
-        ss = np.stack([np.einsum("ji,ji->j", yT, yT), np.einsum("ji,ji->j", out, out)])
+        ss = np.stack([_seqsum(yT * yT), _seqsum(out * out)])
     return coef, out, ss
 
 
