@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gzip
 import hashlib
 import io
 import os
@@ -33,6 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from ..core.checks import duplicated
@@ -394,11 +396,77 @@ def check_output(
 def write_table(df: pd.DataFrame, path: str | os.PathLike[str], *, index: bool = True) -> None:
     """Write ``df`` as CSV or TSV by extension (gzip with ``.gz``), atomically; NaN as NA."""
     sep = separator_for(path)
-    compression: Literal["gzip"] | None = "gzip" if str(path).lower().endswith(".gz") else None
-    atomic_write(
-        path,
-        lambda tmp: df.to_csv(tmp, sep=sep, na_rep="NA", compression=compression, index=index),
-    )
+    gz = str(path).lower().endswith(".gz")
+    compression: Literal["gzip"] | None = "gzip" if gz else None
+
+    def write(tmp: str) -> None:
+        text = csv_text(df, sep, index=index)
+        if text is None:
+            df.to_csv(tmp, sep=sep, na_rep="NA", compression=compression, index=index)
+            return
+        with gzip.open(tmp, "wt", encoding="utf-8") if gz else open(tmp, "w") as fh:
+            fh.write(text)
+
+    atomic_write(path, write)
+
+
+#: Characters that make pandas quote a field (csv.QUOTE_MINIMAL, besides the separator).
+_QUOTED = ('"', "\n", "\r")
+
+
+def csv_text(df: pd.DataFrame, sep: str, *, index: bool) -> str | None:
+    """The text of ``df.to_csv(sep=sep, na_rep="NA", index=index)``, formatted column by column
+    (about twice as fast as pandas on a scan's table): float64 columns by Python's repr (the
+    shortest representation that reads back exactly, as pandas writes them), integers, booleans
+    and plain strings; None where pandas must write the table (another column type, a
+    multi-level index, a label or string that would need quoting, or a single column)."""
+    if isinstance(df.index, pd.MultiIndex) or isinstance(df.columns, pd.MultiIndex):
+        return None
+    head: list[Any] = ([df.index.name] if index else []) + list(df.columns)
+    if len(head) < 2:  # one field a row: the csv module quotes an empty one
+        return None
+    columns: list[Any] = ([df.index] if index else []) + [df.iloc[:, j] for j in range(df.shape[1])]
+    fields = []
+    for label in head:
+        text = "" if label is None else label
+        if not isinstance(text, str) or _needs_quotes(text, sep):
+            return None
+        fields.append(text)
+    lines = [sep.join(fields)]
+    cells = []
+    for col in columns:
+        cell = _column_text(col, sep)
+        if cell is None:
+            return None
+        cells.append(cell)
+    lines.extend(map(sep.join, zip(*cells, strict=True)))
+    return "\n".join(lines) + "\n"
+
+
+def _needs_quotes(text: str, sep: str) -> bool:
+    return sep in text or any(ch in text for ch in _QUOTED)
+
+
+def _column_text(col: pd.Series | pd.Index, sep: str) -> list[str] | None:
+    """A column's fields as pandas writes them, or None (see :func:`csv_text`)."""
+    dtype = col.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iub":
+        return [str(v) for v in col.to_numpy().tolist()]
+    if isinstance(dtype, np.dtype) and dtype == np.float64:
+        return [repr(v) if v == v else "NA" for v in col.to_numpy().tolist()]
+    if (isinstance(dtype, np.dtype) and dtype.kind == "O") or isinstance(dtype, pd.StringDtype):
+        out = []
+        for v in col.to_numpy(dtype=object).tolist():
+            if isinstance(v, str):
+                if _needs_quotes(v, sep):
+                    return None
+                out.append(v)
+            elif v is None or v is pd.NA or (isinstance(v, float) and v != v):
+                out.append("NA")
+            else:
+                return None  # other objects: pandas' formatting
+        return out
+    return None
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
