@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .alignment import Alignment, Pattern
+from .core import _kernels
 from .core.checks import check_identifiable, check_kinship, independent_columns
 from .core.lmm import eigh_decreasing
 from .core.permutation import perm_null, permutation_entropy, sample_permutations
@@ -251,6 +252,8 @@ class ScanPlan:
         opts = self.opts
         Yb = pat.Y[:, batch.cols]
         U = rot.U
+        if self._tasks_use_kernels(on_x):
+            _kernels.start()  # here, with the pool idle, rather than in the first task
         with one_blas_thread():
             Yt = Yb if U is None else (Yb.T @ U).T
             hsq = 0.0 if U is None else None  # no kinship: hsq is 0, not estimated
@@ -267,6 +270,14 @@ class ScanPlan:
         return BatchWork(
             rows, null, batch.traits, batch.order, len(pat.ids), parts, interact, **extra
         )
+
+    def _tasks_use_kernels(self, on_x: bool) -> bool:
+        """Whether the tasks call compiled kernels: all but the fixed-hsq matrix-product path
+        keeping every test (whose null fits of a few traits the kernels' exact twins compute,
+        so that numba is never started)."""
+        o = self.opts
+        gemm = o.mode == "fixed" and self.source.k == 1 and not o.intcovar
+        return not (gemm and o.keep == "all" and not (on_x and self.xcovar is not None))
 
     def _x_lod(self, rot: Rotation, pat: Pattern, Yt: np.ndarray, null: Any) -> dict[str, Any]:
         """R/qtl2's X LOD: a null without Xcovar at the X null's hsq, and the LOD of Xcovar."""
@@ -342,6 +353,9 @@ class PermPlan(ScanPlan):
         super().__init__(source, aligned, kinships, opts, xcovar)
         self.strata = strata
         self._perms: dict[tuple[int, str], np.ndarray] = {}
+
+    def _tasks_use_kernels(self, on_x: bool) -> bool:
+        return True
 
     def _region(self, chromosome: Any) -> str:
         if not self.perm.x_specific:

@@ -76,6 +76,7 @@ __all__ = [
     "serial",
     "shuffle_rows",
     "slope_curvature",
+    "start",
 ]
 
 _LN2 = math.log(2.0)
@@ -1172,6 +1173,14 @@ def _kernel(name: str, parallel: bool) -> Any:
                 _BUILT[key] = numba.njit(**_OPTS)(copy)
             _announce(_BUILT[key])
     return _BUILT[key]
+
+
+def start() -> None:
+    """Start numba now, in this thread (import it and load, or compile, the search kernel),
+    when compiled kernels will be needed anyway: small calls then use the kernels rather than
+    the twins, and numba's start-up is not paid later by a task."""
+    if NUMBA_ENABLED:
+        _kernel("fit", False)
 
 
 #: Kernels whose NumPy twins give their numbers bit for bit, with the cost of a call in
