@@ -33,8 +33,7 @@ same h (the first Brent point and the interval's ends, for items sharing an inte
 weights, log-determinant and covariate sums once for the block; it is compiled only by the
 commands that use it. ``fit_items`` also keeps, from its evaluations, each item's Gram at its
 result and at the interval's ends, so that the solution there needs no further pass over the
-data; ``residualise`` takes four traits at a time (four independent chains of additions, each
-trait's in sample order) and returns the sums of squares its callers' checks need.
+data; ``residualise`` also returns the sums of squares its callers' checks need.
 ``derivs_items`` adds the first and second derivatives in h of G and L (one more pass over the
 samples), from which :func:`slope_curvature` gives the likelihood's, for the exact scan's
 Newton steps.
@@ -593,85 +592,47 @@ def _derivs_items(
             out_f[j] = _assemble(G, L, n, c - 1, reml, logdet_mm[im[j]])
 
 
-def _residualise1(yT, Q, coef, out, ss, j):  # pragma: no cover - compiled
-    """:func:`_residualise` of trait j."""
-    row = out[j]
-    sy = 0.0
-    for i in range(row.shape[0]):  # not row[:] = yT[j]: its shape check costs 2 s to compile
-        v = yT[j, i]
-        row[i] = v
-        sy += v * v
-    for k in range(Q.shape[0]):
-        qk = Q[k]
-        c = 0.0
-        for i in range(row.shape[0]):
-            c += qk[i] * yT[j, i]
-        coef[k, j] = c
-        for i in range(row.shape[0]):
-            row[i] -= c * qk[i]
-    sr = 0.0
-    for i in range(row.shape[0]):
-        sr += row[i] * row[i]
-    ss[0, j] = sy
-    ss[1, j] = sr
-
-
-def _residualise4(yT, Q, coef, out, ss, j):  # pragma: no cover - compiled
-    """:func:`_residualise1` of traits j..j+3 together, each with the same arithmetic in the
-    same order: a sum's additions depend on each other, and four independent chains keep the
-    processor busy where one would wait on each addition."""
-    y0, y1, y2, y3 = yT[j], yT[j + 1], yT[j + 2], yT[j + 3]
-    r0, r1, r2, r3 = out[j], out[j + 1], out[j + 2], out[j + 3]
-    s0 = s1 = s2 = s3 = 0.0
-    for i in range(y0.shape[0]):
-        v0, v1, v2, v3 = y0[i], y1[i], y2[i], y3[i]
-        r0[i], r1[i], r2[i], r3[i] = v0, v1, v2, v3
-        s0 += v0 * v0
-        s1 += v1 * v1
-        s2 += v2 * v2
-        s3 += v3 * v3
-    ss[0, j], ss[0, j + 1], ss[0, j + 2], ss[0, j + 3] = s0, s1, s2, s3
-    for k in range(Q.shape[0]):
-        qk = Q[k]
-        c0 = c1 = c2 = c3 = 0.0
-        for i in range(y0.shape[0]):
-            q = qk[i]
-            c0 += q * y0[i]
-            c1 += q * y1[i]
-            c2 += q * y2[i]
-            c3 += q * y3[i]
-        coef[k, j], coef[k, j + 1], coef[k, j + 2], coef[k, j + 3] = c0, c1, c2, c3
-        for i in range(y0.shape[0]):
-            q = qk[i]
-            r0[i] -= c0 * q
-            r1[i] -= c1 * q
-            r2[i] -= c2 * q
-            r3[i] -= c3 * q
-    s0 = s1 = s2 = s3 = 0.0
-    for i in range(y0.shape[0]):
-        s0 += r0[i] * r0[i]
-        s1 += r1[i] * r1[i]
-        s2 += r2[i] * r2[i]
-        s3 += r3[i] * r3[i]
-    ss[1, j], ss[1, j + 1], ss[1, j + 2], ss[1, j + 3] = s0, s1, s2, s3
-
-
 def _residualise(yT, Q, coef, out, ss):  # pragma: no cover - compiled
     """coef[:, j] = Q @ yT[j] and out[j] = yT[j] - coef[:, j] @ Q, trait by trait, with the
     sums of squares of yT[j] and of out[j] in ``ss[:, j]`` (for the checks: the data are at
-    hand); four traits at a time (:func:`_residualise4`).
+    hand; four lanes, as :func:`_wdot`, so that they do not wait on each addition).
 
     Each trait's arithmetic is the same whatever the number of traits, so a batch gives
     bit-for-bit the results of one-trait calls (a matrix product would round differently).
     """
     t = yT.shape[0]
-    for g in numba.prange((t + 3) // 4):
-        j = 4 * g
-        if j + 4 <= t:
-            _residualise4(yT, Q, coef, out, ss, j)
-        else:
-            for jj in range(j, t):
-                _residualise1(yT, Q, coef, out, ss, jj)
+    p = Q.shape[0]
+    for j in numba.prange(t):
+        row = out[j]
+        n = row.shape[0]
+        for i in range(n):  # not row[:] = yT[j]: its shape check costs 2 s to compile
+            row[i] = yT[j, i]
+        for k in range(p):
+            qk = Q[k]
+            c = 0.0
+            for i in range(n):
+                c += qk[i] * yT[j, i]
+            coef[k, j] = c
+            for i in range(n):
+                row[i] -= c * qk[i]
+        ss[0, j] = _sumsq(yT[j])
+        ss[1, j] = _sumsq(row)
+
+
+def _sumsq(x):  # pragma: no cover - compiled
+    """sum(x * x) in four lanes added in a fixed order, then the tail (as :func:`_wdot`)."""
+    n = x.shape[0]
+    a0 = a1 = a2 = a3 = 0.0
+    for r in range(n // 4):
+        i = np.uint64(4 * r)
+        a0 += x[i] * x[i]
+        a1 += x[i + _U1] * x[i + _U1]
+        a2 += x[i + _U2] * x[i + _U2]
+        a3 += x[i + _U3] * x[i + _U3]
+    tail = 0.0
+    for i in range(n // 4 * 4, n):
+        tail += x[i] * x[i]
+    return ((a0 + a1) + (a2 + a3)) + tail
 
 
 def _brent_propose(active, a, b, x, w, v, fx, fw, fv, d, e, tol3, sqrt_eps, golden, u, done):
@@ -1083,8 +1044,7 @@ _HELPERS = (
     "_gram",
     "_assemble",
     "_keep_gram",
-    "_residualise1",
-    "_residualise4",
+    "_sumsq",
     "_evaluate",
     "_lane_finish",
     "_lane_pass",
@@ -1406,7 +1366,7 @@ def _residualise_numpy(yT, Q):
         for k in range(Q.shape[0]):
             coef[k] = _seqsum(Q[k][None, :] * yT)
             out -= coef[k][:, None] * Q[k][None, :]
-        ss = np.stack([_seqsum(yT * yT), _seqsum(out * out)])
+        ss = np.stack([_lanesum(yT * yT), _lanesum(out * out)])
     return coef, out, ss
 
 
