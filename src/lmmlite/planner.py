@@ -355,6 +355,7 @@ class PermPlan(ScanPlan):
         self._perms: dict[tuple[int, str], np.ndarray] = {}
 
     def _tasks_use_kernels(self, on_x: bool) -> bool:
+        """Permutation tasks always do (the best LOD of each permutation)."""
         return True
 
     def _region(self, chromosome: Any) -> str:
