@@ -19,6 +19,7 @@ import pandas as pd
 from .core.checks import (
     MAX_ABS,
     SYMMETRY_RTOL,
+    asymmetric_pair,
     check_design,
     check_kinship_scale,
     check_phenotypes,
@@ -26,6 +27,7 @@ from .core.checks import (
     format_values,
     max_abs,
     max_asymmetry,
+    nonfinite,
 )
 from .exceptions import (
     CovariateError,
@@ -136,9 +138,7 @@ def kinship_frame(kinship: Any) -> pd.DataFrame:
     if not K.columns.equals(K.index):
         K = K.loc[:, K.index]
     vals = K.to_numpy()
-    bad = np.empty((0, 2), dtype=np.intp)
-    if not np.isfinite(np.sum(vals)):  # (a finite sum: no NaN or inf, in one pass)
-        bad = np.argwhere(~np.isfinite(vals))
+    bad = nonfinite(vals)
     if bad.size:
         pairs = [f"({K.index[i]}, {K.columns[j]})" for i, j in bad[:5]]
         raise KinshipError(
@@ -147,8 +147,7 @@ def kinship_frame(kinship: Any) -> pd.DataFrame:
     top = max_abs(vals)
     check_kinship_scale(vals, top)
     if max_asymmetry(vals) > SYMMETRY_RTOL * max(top, np.finfo(float).tiny):
-        diff = np.abs(vals - vals.T)
-        i, j = (int(v) for v in np.unravel_index(int(np.argmax(diff)), diff.shape))
+        i, j = asymmetric_pair(vals)
         raise KinshipError(
             f"kinship is not symmetric: K[{K.index[i]}, {K.columns[j]}] = {vals[i, j]:.6g} but "
             f"K[{K.index[j]}, {K.columns[i]}] = {vals[j, i]:.6g}"

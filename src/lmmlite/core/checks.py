@@ -116,16 +116,28 @@ def as_float_array(name: str, a: Any, *, ndim: tuple[int, ...] = (1, 2)) -> np.n
     return arr
 
 
+def nonfinite(a: np.ndarray) -> np.ndarray:
+    """The positions (``np.argwhere``) of the NaN and infinite entries of ``a``; found by one
+    sum when there are none (a finite sum means none)."""
+    if a.size == 0 or np.isfinite(np.sum(a)):
+        return np.empty((0, a.ndim), dtype=np.intp)
+    return np.argwhere(~np.isfinite(a))
+
+
+def asymmetric_pair(K: np.ndarray) -> tuple[int, int]:
+    """The position (i, j), i <= j, of the largest |K - K'| (for an error message)."""
+    diff = np.abs(K - K.T)
+    i, j = np.unravel_index(int(np.argmax(diff)), diff.shape)
+    return int(i), int(j)
+
+
 def check_finite(name: str, a: np.ndarray, error: type[InputError] = InputError) -> None:
     """Raise ``error`` naming the positions of NaN or infinite entries of ``a``."""
-    if a.size == 0 or np.isfinite(np.sum(a)):  # a finite sum means no NaN or inf (one pass)
-        return
-    bad = ~np.isfinite(a)
-    if bad.any():
-        where = np.argwhere(bad)
+    where = nonfinite(a)
+    if where.size:
         shown = [tuple(int(i) for i in w) if len(w) > 1 else int(w[0]) for w in where[:5]]
         raise error(
-            f"{name} has {int(bad.sum())} NaN or infinite value(s), e.g. at index "
+            f"{name} has {len(where)} NaN or infinite value(s), e.g. at index "
             f"{format_values(shown, 5)}"
         )
 
@@ -145,7 +157,7 @@ def check_kinship(K: Any) -> np.ndarray:
     check_kinship_scale(K, scale)
     asym = max_asymmetry(K)
     if asym > SYMMETRY_RTOL * max(scale, np.finfo(float).tiny):
-        i, j = np.unravel_index(int(np.argmax(np.abs(K - K.T))), K.shape)
+        i, j = asymmetric_pair(K)
         raise KinshipError(
             f"kinship matrix is not symmetric: K[{i}, {j}] = {K[i, j]:.6g} but "
             f"K[{j}, {i}] = {K[j, i]:.6g} (max |K - K'| = {asym:.3g}, tolerance "
