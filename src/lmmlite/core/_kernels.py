@@ -1575,12 +1575,12 @@ def fit_items(
             return np.where(np.isnan(ll), np.inf, -ll)
 
         res = brent_lockstep(objective, m, lower, upper, tol)
-        at = [loglik_items(e, iy, im, lam, Q, Yt, Mt, logdet_mm, reml, use_numba=False)
-              for e in (lower, upper)] if ends else []  # fmt: skip
+        # the ends' Grams once, for their log likelihoods (loglik_items' twin) and the Grams
+        at_ends = [_gram_numpy(e, iy, im, lam, Q, Yt, Mt) for e in (lower, upper)] if ends else []
+        at = [_assemble_numpy(G, L, lam.shape[0], reml, logdet_mm[im]) for G, L in at_ends]
         if not grams:
             return (*res, *at)
-        points = [res[0], lower, upper] if ends else [res[0]]
-        GL = [_gram_numpy(h, iy, im, lam, Q, Yt, Mt) for h in points]
+        GL = [_gram_numpy(res[0], iy, im, lam, Q, Yt, Mt), *at_ends]
         return (*res, *at, (np.stack([g for g, _ in GL]), np.stack([el for _, el in GL])))
     x = np.empty(m)
     fx = np.empty(m)
