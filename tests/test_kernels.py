@@ -449,7 +449,9 @@ def test_search_many__finds_the_maximum_of_a_fine_grid(monkeypatch, newton, reml
     Mt -= np.einsum("mkn,pn->mkp", Mt, Q) @ Q
     ldm = np.log(np.einsum("mkn,mkn->m", Mt, Mt))
     iy, im = np.repeat(np.arange(t), m // t), rng.integers(0, mk, m)
-    null = SimpleNamespace(model=SimpleNamespace(lam=lam, Q=Q, Yt=Yt), tol=1e-7)
+    null = SimpleNamespace(
+        model=SimpleNamespace(lam=lam, Q=Q, Yt=Yt), tol=1e-7, hsq_reml=h_true, hsq_ml=h_true
+    )  # the Newton searches start from the traits' heritabilities where that is near
     ((h, ll),) = core_scan._search_many(null, iy, im, Mt, ldm, (reml,))
     fine = np.linspace(0.0, core_scan.HSQ_MAX, 4001)
     grid_ll = np.array(
@@ -485,7 +487,9 @@ def test_search_many__ends_shortcut_equals_brent_and_the_ends_check(monkeypatch,
     Mt -= np.einsum("mkn,pn->mkp", Mt, Q) @ Q
     ldm = np.log(np.einsum("mkn,mkn->m", Mt, Mt))
     iy, im = np.repeat(np.arange(4), mk), np.tile(np.arange(mk), 4)
-    null = SimpleNamespace(model=SimpleNamespace(lam=lam, Q=Q, Yt=Yt), tol=1e-7)
+    null = SimpleNamespace(
+        model=SimpleNamespace(lam=lam, Q=Q, Yt=Yt), tol=1e-7, hsq_reml=h_true, hsq_ml=h_true
+    )
     calls = []
     edge = core_scan._edge_optima
 
@@ -508,6 +512,48 @@ def test_search_many__ends_shortcut_equals_brent_and_the_ends_check(monkeypatch,
     np.testing.assert_array_equal(h[at_end], h0[at_end])
     np.testing.assert_array_equal(ll[at_end], ll0[at_end])
     np.testing.assert_allclose(h, h0, rtol=0, atol=1e-6)  # the others: within the tolerance
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_search_many__null_starts_settle_sooner_at_the_same_optimum(monkeypatch, reml):
+    """Markers of small effect (most of a genome scan): Newton's search started from the step
+    from each trait's null heritability lands where the search from the grid's parabola lands
+    (within the search's tolerance, and no lower), with far fewer likelihood evaluations; a
+    marker of large effect, whose optimum is far from the null's, is still found."""
+    from lmmlite.core import scan as core_scan
+
+    n, t, mk = 400, 2, 120
+    rng = np.random.default_rng(21)
+    lam = np.sort(rng.gamma(0.5, 2.0, n))[::-1].copy()
+    lam[-2:] = 0.0
+    X = np.column_stack([np.ones(n), rng.standard_normal(n)])
+    G = rng.standard_normal((n, mk))
+    h_true = np.array([0.35, 0.8])
+    Y = rng.standard_normal((n, t)) * np.sqrt(h_true * lam[:, None] + 1 - h_true)
+    Y[:, 1] += 2.0 * G[:, 0]  # a large QTL of trait 1: its null hsq is far from its hsq
+    null = core_scan.fit_null(lam, X, Y)
+    Q = null.model.Q
+    Mt = G.T[:, None, :] - np.einsum("mkn,pn->mkp", G.T[:, None, :], Q) @ Q
+    ldm = np.log(np.einsum("mkn,mkn->m", Mt, Mt))
+    iy, im = np.tile(np.arange(t), mk), np.repeat(np.arange(mk), t)
+    evals = []
+    derivs = _kernels.derivs_items
+
+    def counted(h, *args, **kw):
+        evals.append(h.shape[0])
+        return derivs(h, *args, **kw)
+
+    monkeypatch.setattr(_kernels, "derivs_items", counted)
+    ((h, ll),) = core_scan._search_many(null, iy, im, Mt, ldm, (reml,))
+    with_starts, evals[:] = sum(evals), []
+    monkeypatch.setattr(core_scan, "_START_TRAITS", 0)  # every search from the parabola
+    ((h0, ll0),) = core_scan._search_many(null, iy, im, Mt, ldm, (reml,))
+    assert with_starts < 0.7 * sum(evals)
+    tol = core_scan.SQRT_EPS * np.abs(h0) + null.tol / 3.0  # Newton's stopping step
+    np.testing.assert_array_less(np.abs(h - h0), 2.0 * tol)
+    assert np.all(ll >= ll0 - 1e-12 * np.abs(ll0))
+    h_null = null.hsq_reml if reml else null.hsq_ml
+    assert abs(h[1] - h_null[1]) > 0.2  # the QTL itself, found far from the null's hsq
 
 
 def test_loglik_items__log_determinant_of_zero_and_negative_factors():

@@ -300,15 +300,20 @@ def shared_h_grams(null: NullModel, hs: np.ndarray, iy, im, Mt) -> tuple[np.ndar
     Z = [Q', M_im, y_iy] as in :func:`lmmlite.core._kernels.loglik_items`, and the log
     determinant sum(log d) at each: ``(G (len(hs), m, c, c), L (len(hs),))``. The weighted
     products of all items are matrix products with the (n, len(hs)) weights."""
-    lam, Q, Yt = null.model.lam, null.model.Q, null.model.Yt
     hs = np.asarray(hs, dtype=float)
-    d = np.multiply.outer(lam, hs) + (1.0 - hs)  # (n, g)
-    W = 1.0 / d
-    L = np.sum(np.log(d), axis=0)
+    d = np.multiply.outer(null.model.lam, hs) + (1.0 - hs)  # (n, g)
+    return weighted_grams(null, 1.0 / d, iy, im, Mt), np.sum(np.log(d), axis=0)
+
+
+def weighted_grams(null: NullModel, W: np.ndarray, iy, im, Mt) -> np.ndarray:
+    """Z'diag(w)Z (g, m, c, c) of every item (Z as in :func:`shared_h_grams`) for each
+    column w of the weights ``W`` (n, g), shared by all items: matrix products."""
+    Q, Yt = null.model.Q, null.model.Yt
+    g = W.shape[1]
     p, n = Q.shape
     k = Mt.shape[1]
     c = p + k + 1
-    g, m = hs.shape[0], iy.shape[0]
+    m = iy.shape[0]
     out = np.empty((g, m, c, c))
     ut, t_of = np.unique(iy, return_inverse=True)
     um, m_of = np.unique(im, return_inverse=True)
@@ -328,10 +333,12 @@ def shared_h_grams(null: NullModel, hs: np.ndarray, iy, im, Mt) -> tuple[np.ndar
     out[:, :, c - 1, p : p + k] = np.moveaxis(My, 2, 0)
     out[:, :, :-1, c - 1] = out[:, :, c - 1, :-1]
     out[:, :, c - 1, c - 1] = yy[t_of].T
-    return out, L
+    return out
 
 
-def profile_loglik(G: np.ndarray, L: np.ndarray, n: int, reml: bool, logdet_zz) -> np.ndarray:
+def profile_loglik(
+    G: np.ndarray, L: np.ndarray | float, n: int, reml: bool, logdet_zz
+) -> np.ndarray:
     """R/lmmlite's profile log likelihood from Grams ``G`` (..., c, c) of Z = [X-part, y], as
     the compiled ``_assemble`` does it (Cholesky of the augmented matrix, its last pivot the
     residual sum of squares), vectorised over the leading axes; NaN where the covariate block
@@ -367,6 +374,12 @@ def profile_loglik(G: np.ndarray, L: np.ndarray, n: int, reml: bool, logdet_zz) 
 #: Newton steps an item's search may take from its grid vertex before Brent's search of its
 #: grid intervals takes over (a good start converges in three).
 _NEWTON_STEPS = 8
+#: An item's Newton search starts from the step from its null heritability
+#: (:func:`_null_starts`) where that point is within this fraction of the grid's spacing of
+#: the grid's parabola vertex (else from the vertex).
+_NEAR = 0.5
+#: Most traits in a block of items whose null starts are formed with the grid's products.
+_START_TRAITS = 4
 
 
 def _brackets(ll: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -428,6 +441,31 @@ def _newton(
     return h, ll, done
 
 
+def _start_weights(lam: np.ndarray, h0: float) -> tuple[np.ndarray, float, np.ndarray]:
+    """The weights (n, 3) 1/d, e/d and e^2/d at heritability ``h0`` (d = h0 lam + 1 - h0,
+    e = (lam - 1)/d), sum(log d) and its first and second derivatives in h (2,): what
+    :func:`_null_step` needs of h0."""
+    d = h0 * lam + (1.0 - h0)
+    s = 1.0 / d
+    e = (lam - 1.0) * s
+    W = np.stack([s, s * e, s * e * e], axis=1)
+    return W, float(np.sum(np.log(d))), np.array([np.sum(e), -np.sum(e * e)])
+
+
+def _null_step(G3, L0: float, dL: np.ndarray, h0: float, n: int, reml: bool, logdet_mm):
+    """Each item's Newton step from its trait's null heritability ``h0``: ``h0 - f'/f''``
+    (NaN where the likelihood is not concave or not finite there), from its Grams at h0 with
+    the weights of :func:`_start_weights` (``G3``: (3, m, c, c)). Most markers move a trait's
+    heritability little, so this point is close to their optimum (Newton's error after a step
+    from h0 is of the order of ``(h - h0)^2``), and their search converges in fewer steps than
+    from the grid's parabola."""
+    f = profile_loglik(G3[0], L0, n, reml, logdet_mm)
+    dLs = np.broadcast_to(dL, (G3.shape[1], 2))
+    f1, f2 = _kernels.slope_curvature(f, G3[0], -G3[1], 2.0 * G3[2], dLs, n, reml)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(f2 < 0.0, h0 - f1 / f2, np.nan)
+
+
 def _edge_optima(
     null: NullModel, iy, im, Mt, logdet_mm, reml: bool, grid, best, items: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -477,8 +515,11 @@ def _search_many(
     likelihood for each of ``fits``; returns (h, loglik) per fit.
 
     Every item is first evaluated on ``GRID_POINTS`` heritabilities (matrix products, shared by
-    the fits). Newton's method (``_newton``) then starts at the vertex of the parabola through
-    its best grid point and that point's neighbours. An item whose best grid point is an end
+    the fits). Newton's method (``_newton``) then starts at the step from the item's null
+    heritability (``_null_step``, formed with the grid's products, for blocks of at most
+    ``_START_TRAITS`` traits) where that point lies within ``_NEAR`` grid spacings of the
+    vertex of the parabola through its best grid point and that point's neighbours and inside
+    their intervals, else at the vertex. An item whose best grid point is an end
     takes that end where the likelihood falls away from it over the end interval, and
     otherwise starts Newton at the Newton step from the end (``_edge_optima``). Any other
     item, or one whose Newton steps do not converge inside the two grid intervals around its
@@ -488,16 +529,41 @@ def _search_many(
     lam, Q, Yt = null.model.lam, null.model.Q, null.model.Yt
     n, m = lam.shape[0], iy.shape[0]
     grid = np.linspace(0.0, HSQ_MAX, GRID_POINTS)
+    d = np.multiply.outer(lam, grid) + (1.0 - grid)
+    W_grid, L_grid = 1.0 / d, np.sum(np.log(d), axis=0)
     lls = {reml: np.empty((GRID_POINTS, m)) for reml in fits}
+    starts = {reml: np.full(m, np.nan) for reml in fits}
     for j0 in range(0, m, _GRID_BLOCK):
         sl = slice(j0, min(m, j0 + _GRID_BLOCK))
-        G, L = shared_h_grams(null, grid, iy[sl], im[sl], Mt)
+        # the null starts' weights go into the same products as the grid's (their cost is
+        # mostly the elementwise products, shared by all weights), for a few traits at most
+        traits = np.unique(iy[sl])
+        cols = [W_grid]
+        start: list[tuple[bool, int, int, float, np.ndarray, float]] = []
+        for reml in fits if traits.size <= _START_TRAITS else ():
+            h0s = null.hsq_reml if reml else null.hsq_ml
+            for t in traits[(h0s[traits] >= 0.0) & (h0s[traits] <= HSQ_MAX)]:
+                W, L0, dL = _start_weights(lam, h0s[t])
+                start.append((reml, t, GRID_POINTS + 3 * len(start), L0, dL, h0s[t]))
+                cols.append(W)
+        G = weighted_grams(null, np.hstack(cols), iy[sl], im[sl], Mt)
         for reml in fits:
-            lls[reml][:, sl] = profile_loglik(G, L[:, None], n, reml, logdet_mm[im[sl]])
+            lls[reml][:, sl] = profile_loglik(
+                G[:GRID_POINTS], L_grid[:, None], n, reml, logdet_mm[im[sl]]
+            )  # fmt: skip
+        for reml, t, j, L0, dL, h0 in start:
+            items = np.flatnonzero(iy[sl] == t)
+            G3 = G[j : j + 3, items]
+            step = _null_step(G3, L0, dL, h0, n, reml, logdet_mm[im[sl][items]])
+            starts[reml][j0 + items] = step
     out = []
     for reml in fits:
         ll_grid = lls[reml]
         lo, hi, x0, ok, best = _brackets(ll_grid, grid)
+        x1 = starts[reml]
+        with np.errstate(invalid="ignore"):  # the step from h0 where it is short and inside
+            near = (np.abs(x1 - x0) < _NEAR * (grid[1] - grid[0])) & (x1 > lo) & (x1 < hi)
+        x0 = np.where(near, x1, x0)
         h, ll, done = _newton(null, iy, im, Mt, logdet_mm, reml, x0, lo, hi, np.flatnonzero(ok))
         rest = np.flatnonzero(~done)
         if rest.size:  # best at an end of the grid: the optimum there, or Newton from it
