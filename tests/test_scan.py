@@ -312,6 +312,128 @@ def test_fixed_gemm__traits_sharing_an_hsq_equal_the_per_pair_kernel():
     np.testing.assert_allclose(best.lod, want.lod.max(axis=0), rtol=1e-9)
 
 
+def _whitening_case(rng, n=80, m=40, t=3):
+    """Rotated and sample-order markers of a small scan, with a monomorphic marker, one in the
+    covariates' span and two identical pairs."""
+    from lmmlite.core.scan import fit_null
+
+    Z = rng.normal(size=(n, 25))
+    K = Z @ Z.T / 25
+    X = np.column_stack([np.ones(n), rng.binomial(1, 0.5, n)])
+    G = rng.binomial(2, rng.uniform(0.1, 0.5, m), size=(n, m)).astype(float)
+    G[:, 3] = 1.0  # monomorphic
+    G[:, 5] = 2.0 * X[:, 1]  # in the covariates' span
+    G[:, 9] = G[:, 8]
+    G[:, 30] = G[:, 2]
+    Y = rng.normal(size=(n, t)) + 0.8 * (G[:, [12]] - G[:, [12]].mean())
+    e = lmmlite.eigen_rotation(K, Y, X)
+    null = fit_null(e.Kva, e.X, e.y)
+    U = e.Kve_t.T
+    return null, K, U, X, G, (G.T @ U)[:, None, :]
+
+
+def test_fixed_gemm__whitened_equals_rotated():
+    """Traits sharing one held hsq, scanned in whitened coordinates (markers in sample order,
+    a triangular solve) give the rotated scan's tests: effects to 1e-9 of their se, LODs and
+    log10 p-values to 1e-9, the same untestable markers; the best marker per trait is the
+    same, the first of identical markers. Distinct held hsq, or V not positive definite: no
+    whitening."""
+    from lmmlite.core.scan import fixed_parts, scan_best, scan_fixed_gemm, whitening
+
+    rng = np.random.default_rng(31)
+    null, K, U, X, G, Mt = _whitening_case(rng)
+    for h in (0.0, 0.45, 0.97):
+        parts = fixed_parts(null, np.full(null.model.t, h))
+        wh = whitening(null, K, U, X, parts)
+        assert wh is not None
+        want = scan_fixed_gemm(null, Mt.copy(), parts=parts)
+        got = scan_fixed_gemm(null, G.T[:, None, :].copy(), whiten=wh)
+        np.testing.assert_array_equal(got.testable, want.testable)
+        assert not got.testable[3] and not got.testable[5] and got.testable.sum() == 38
+        ok = want.testable
+        assert np.all(np.abs(got.beta[ok] - want.beta[ok]) <= 1e-9 * want.se[ok])
+        np.testing.assert_allclose(got.se[ok], want.se[ok], rtol=1e-9)
+        np.testing.assert_allclose(got.lod[ok], want.lod[ok], rtol=1e-9, atol=1e-9)
+        for key in ("p_wald", "p_lrt", "p_score"):
+            a, b = np.log10(getattr(got, key)[ok]), np.log10(getattr(want, key)[ok])
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-9, err_msg=key)
+        np.testing.assert_allclose(got.loglik[ok], want.loglik[ok], rtol=1e-12)
+        assert np.all(np.isnan(got.lod[~ok]))
+        null.hsq_reml = np.full(null.model.t, h)  # scan_best holds the null REML fits
+        i_want, b_want = scan_best(null, Mt.copy(), mode="fixed", parts=parts)
+        i_got, b_got = scan_best(null, G.T[:, None, :].copy(), mode="fixed", whiten=wh)
+        np.testing.assert_array_equal(i_got, i_want)
+        np.testing.assert_allclose(b_got.lod, b_want.lod, rtol=1e-9)
+    assert whitening(null, K, U, X, fixed_parts(null, np.array([0.2, 0.5, 0.5]))) is None
+    lam, V = np.linalg.eigh(K)
+    bad = (V * np.where(lam == lam.min(), -1.0, lam)) @ V.T  # an eigenvalue -1
+    parts = fixed_parts(null, np.full(null.model.t, 0.9))  # 0.9 (-1) + 0.1 < 0
+    assert whitening(null, bad, U, X, parts) is None
+
+
+def test_solve_lower__equals_a_dense_solve_with_or_without_the_lock():
+    from lmmlite.core._blas import solve_lower
+
+    rng = np.random.default_rng(2)
+    A = rng.normal(size=(50, 50))
+    L = np.asfortranarray(np.linalg.cholesky(A @ A.T + 50 * np.eye(50)))
+    L[np.triu_indices(50, 1)] = 7.0  # the upper triangle is not read
+    B = rng.normal(size=(50, 6))
+    want = np.linalg.solve(np.tril(L), B)
+    for nogil in (True, False):
+        got = solve_lower(L, np.asfortranarray(B), nogil=nogil)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="Fortran-ordered float64"):
+        solve_lower(L, np.ascontiguousarray(B))
+    with pytest.raises(ValueError, match="square with B's rows"):
+        solve_lower(L[:40, :40], np.asfortranarray(B))
+
+
+@pytest.mark.parametrize("keep", ["all", "max"])
+def test_scan__whitened_fixed_scan_equals_the_rotated_one(monkeypatch, keep):
+    """The planner's whitened fixed-hsq scan (one trait per batch: its only hsq) against the
+    same scan with whitening switched off, with missing genotypes and phenotypes, and the
+    permutation test of the permuted genotypes (which scans whitened copies too)."""
+    from lmmlite.permutation import permutation_test
+    from lmmlite.planner import ScanPlan
+
+    rng = np.random.default_rng(40)
+    n, m = 90, 120
+    ids = [f"s{i}" for i in range(n)]
+    G = rng.binomial(2, rng.uniform(0.1, 0.5, m), size=(n, m)).astype(float)
+    Z = G - G.mean(axis=0)
+    K = pd.DataFrame(Z @ Z.T / m + 0.05 * np.eye(n), index=ids, columns=ids)
+    y = rng.normal(size=n) + 0.9 * (G[:, 17] - G[:, 17].mean())
+    y[[4, 40]] = np.nan
+    G[rng.random((n, m)) < 0.02] = np.nan
+    markers = pd.DataFrame({"marker": [f"m{j}" for j in range(m)], "chr": "1", "pos": range(m)})
+    src = ArraySource(G, ids, markers)
+    pheno = pd.DataFrame({"y": y}, index=ids)
+    made = []
+    whitening = lmmlite.planner.whitening
+
+    def counted(*args):
+        made.append(whitening(*args))
+        return made[-1]
+
+    monkeypatch.setattr(lmmlite.planner, "whitening", counted)
+    got = scan(src, pheno, kinship=K, keep=keep)
+    perm = permutation_test(src, pheno, kinship=K, n_perm=20, seed=3, method="genotypes")
+    assert len(made) == 2 and all(w is not None for w in made)
+    monkeypatch.setattr(ScanPlan, "_whitens", lambda self: False)
+    want = scan(src, pheno, kinship=K, keep=keep)
+    want_perm = permutation_test(src, pheno, kinship=K, n_perm=20, seed=3, method="genotypes")
+    assert len(made) == 2
+    pd.testing.assert_frame_equal(
+        got.drop(columns=["beta", "se", "lod", "p_wald", "p_lrt", "p_score", "loglik"]),
+        want.drop(columns=["beta", "se", "lod", "p_wald", "p_lrt", "p_score", "loglik"]),
+    )
+    assert np.all(np.abs(got["beta"] - want["beta"]) <= 1e-9 * want["se"])
+    for col in ("se", "lod", "p_wald", "p_lrt", "p_score", "loglik"):
+        np.testing.assert_allclose(got[col], want[col], rtol=1e-9, atol=1e-10, err_msg=col)
+    np.testing.assert_allclose(perm["max_lod"], want_perm["max_lod"], rtol=1e-9, atol=1e-10)
+
+
 #: The naive scan's brute-force hsq is located to ~1e-10, the fast scan's null to 1e-10 and (in
 #: exact mode) each marker's to Brent's 1e-7: effects agree in units of their se, p-values in
 #: log10, to these bounds (rounding alone would give ~1e-12).

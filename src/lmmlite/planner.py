@@ -24,7 +24,7 @@ from .core import _kernels
 from .core.checks import check_identifiable, check_kinship, independent_columns
 from .core.lmm import eigh_decreasing
 from .core.permutation import perm_null, permutation_entropy, sample_permutations
-from .core.scan import fit_null, fixed_hsq, fixed_parts, null_fits
+from .core.scan import fit_null, fixed_hsq, fixed_parts, null_fits, whitening
 from .executors import Call, Group, Stage, one_blas_thread, run_token
 from .io.genotypes import GenotypeSource, chromosome_runs
 from .options import HeritabilityOptions, PermOptions, ScanOptions
@@ -233,7 +233,8 @@ class ScanPlan:
             Ks = Ks - Ks.mean(axis=1, keepdims=True)
         if self.opts.kinship_scale != 1.0:
             Ks = Ks * self.opts.kinship_scale
-        return rotation(Ks, X, pat.traits)
+        rot = rotation(Ks, X, pat.traits)
+        return rot._replace(K=Ks) if self._whitens() else rot
 
     def _design(self, pat: Pattern, on_x: bool) -> np.ndarray:
         """The null model's covariates: the pattern's, and on the X chromosome the Xcovar
@@ -265,11 +266,23 @@ class ScanPlan:
             parts = None
             if opts.mode == "fixed" and self.source.k == 1 and not opts.intcovar:
                 parts = fixed_parts(null, fixed_hsq(null, opts.reml))  # the GEMM path
+        whiten = None
+        if parts is not None and rot.K is not None and U is not None and not extra:
+            whiten = whitening(null, rot.K, U, self._design(pat, on_x), parts)
         interact = pat.X[:, self.interact_cols] if self.interact_cols else None
         rows = self.geno_rows[batch.pattern]
         return BatchWork(
-            rows, null, batch.traits, batch.order, len(pat.ids), parts, interact, **extra
-        )
+            rows, null, batch.traits, batch.order, len(pat.ids), parts, interact, **extra,
+            whiten=whiten,
+        )  # fmt: skip
+
+    def _whitens(self) -> bool:
+        """Whether the fixed-hsq GEMM path (one-column markers, no interactive covariates)
+        of a batch whose traits share one hsq runs in whitened coordinates
+        (:class:`lmmlite.core.scan.Whitening`): a triangular solve per chunk instead of the
+        product U'G, half its cost."""
+        o = self.opts
+        return o.mode == "fixed" and self.source.k == 1 and not o.intcovar
 
     def _tasks_use_kernels(self, on_x: bool) -> bool:
         """Whether the tasks call compiled kernels: all but the fixed-hsq matrix-product path
@@ -379,6 +392,10 @@ class PermPlan(ScanPlan):
                 list(pat.ids), self.n_perm(region), entropy, codes
             )
         return self._perms[(g, region)]
+
+    def _whitens(self) -> bool:
+        """Not for the rotated method: it scans whitened pseudo-phenotypes of its own."""
+        return self.perm.method != "rotated" and super()._whitens()
 
     def _work(self, rot: Rotation, bi: int, key: _Key) -> PermWork:
         scan = super()._work(rot, bi, key)

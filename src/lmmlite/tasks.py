@@ -22,6 +22,7 @@ from .core.results import CHUNK_STATS, ChunkScan
 from .core.scan import (
     FixedParts,
     NullModel,
+    Whitening,
     rotate_chunk,
     scan_best,
     scan_chunk,
@@ -52,6 +53,9 @@ class Rotation(NamedTuple):
     """Eigenvectors as columns (n, n), C-contiguous; None for no kinship (no rotation)."""
     Xt: np.ndarray
     """Rotated covariates U'X (n, p)."""
+    K: np.ndarray | None = None
+    """The kinship decomposed, where the whitened fixed-hsq scan will need it (V = h K +
+    (1 - h) I, see :func:`lmmlite.core.scan.whitening`); else None."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,6 +120,9 @@ class BatchWork(NamedTuple):
     LOD is that of the alternative without Xcovar against the null with it."""
     lod_offset: np.ndarray | None = None
     """Per trait: the LOD of Xcovar (given the other covariates) at that hsq, subtracted."""
+    whiten: Whitening | None = None
+    """The fixed-hsq GEMM path of traits sharing one hsq, run in whitened coordinates (the
+    chunks are not rotated: a triangular solve instead of the product U'G)."""
 
 
 def scan_task(
@@ -172,21 +179,25 @@ def _chunk_tests(
 ) -> _Picked:
     """The chunk's tests: every (marker, trait) pair, or (keep max/peaks) each trait's best."""
     k = block.shape[1]
-    Mt, mean, mono, n_miss = rotate_chunk(block, work.geno_rows, k, U, work.interact)
+    rot = U if work.whiten is None else None  # whitened: the chunk stays in sample order
+    Mt, mean, mono, n_miss = rotate_chunk(block, work.geno_rows, k, rot, work.interact)
     kk = Mt.shape[1]
     split = None if work.interact is None else kk // (1 + work.interact.shape[1])
     m, t = Mt.shape[0], len(work.traits)
     if opts.keep != "all" and work.lod_null is None:  # never the full table
         best, res = scan_best(
-            work.null, Mt, mode=opts.mode, reml=opts.reml, parts=work.parts, split=split
-        )
+            work.null, Mt, mode=opts.mode, reml=opts.reml, parts=work.parts, split=split,
+            whiten=work.whiten,
+        )  # fmt: skip
         found = best >= 0
         cols = _columns(res, found)
         return _Picked(cols, best[found], np.flatnonzero(found), None, mean, mono, n_miss, k)
     if work.lod_null is not None:
         lod = scan_chunk(work.lod_null, Mt.copy(), mode="fixed", split=split).lod
     if work.parts is not None and kk == 1:
-        res = scan_fixed_gemm(work.null, Mt, reml=opts.reml, parts=work.parts)
+        res = scan_fixed_gemm(
+            work.null, Mt, reml=opts.reml, parts=work.parts, whiten=work.whiten
+        )  # fmt: skip
     else:
         res = scan_chunk(work.null, Mt, mode=opts.mode, reml=opts.reml, split=split)
     if work.lod_null is not None:  # R/qtl2's X LOD: without Xcovar against the null with it
@@ -329,7 +340,8 @@ def _permuted_genotypes_max(
 def _chunk_lod(work: BatchWork, U: np.ndarray | None, block: np.ndarray, opts: ScanOptions):
     """(m, t) LODs of a chunk (fixed hsq), R/qtl2's on the X chromosome with Xcovar."""
     k = block.shape[1]
-    Mt = rotate_chunk(block, work.geno_rows, k, U, work.interact)[0]
+    rot = U if work.whiten is None else None  # whitened: the chunk stays in sample order
+    Mt = rotate_chunk(block, work.geno_rows, k, rot, work.interact)[0]
     kk = Mt.shape[1]
     split = None if work.interact is None else kk // (1 + work.interact.shape[1])
     if work.lod_null is not None:
@@ -337,5 +349,6 @@ def _chunk_lod(work: BatchWork, U: np.ndarray | None, block: np.ndarray, opts: S
         alt = scan_chunk(work.lod_null, Mt, mode="fixed", split=split)
         return alt.lod - work.lod_offset
     if work.parts is not None and kk == 1:
-        return scan_fixed_gemm(work.null, Mt, reml=opts.reml, parts=work.parts).lod
+        fixed = scan_fixed_gemm(work.null, Mt, reml=opts.reml, parts=work.parts, whiten=work.whiten)
+        return fixed.lod
     return scan_chunk(work.null, Mt, mode="fixed", reml=opts.reml, split=split).lod

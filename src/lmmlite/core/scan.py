@@ -48,6 +48,7 @@ import numpy as np
 from scipy import special
 
 from . import _kernels
+from ._blas import solve_lower
 from .brent import SQRT_EPS
 from .model import RotatedModel
 from .results import CHUNK_STATS, ChunkScan, InteractionScan
@@ -220,9 +221,10 @@ def null_fits(mode: str, reml: bool) -> tuple[str, ...]:
 
 
 def _residualise_markers(
-    null: NullModel, Mt: np.ndarray
+    Q: np.ndarray, Mt: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Residualise rotated marker columns (m, k, n) on Q, in place; return them, log det(M'M)
+    """Residualise marker columns (m, k, n) on the orthonormal columns of Q (n, p) (the null
+    model's rotated covariates), in place; return them, log det(M'M)
     of the residuals and each marker's rank (the number of independent residual columns).
 
     A marker whose residual columns are independent keeps them. One of rank r < k (some
@@ -235,7 +237,7 @@ def _residualise_markers(
     norms0 = np.sqrt(np.einsum("mkn,mkn->mk", Mt, Mt))
     tiny = np.finfo(float).tiny
     flat = Mt.reshape(m * k, n)
-    flat -= (flat @ null.Q) @ null.Q.T  # two matrix products (BLAS)
+    flat -= (flat @ Q) @ Q.T  # two matrix products (BLAS)
     if k == 1:
         diag = np.sqrt(np.einsum("mn,mn->m", flat, flat))[:, None]
     else:  # QR of each marker's k residual columns: log det(M'M) from R's diagonal
@@ -650,7 +652,7 @@ def scan_chunk(
     """
     m, k, _ = Mt.shape
     t = null.model.t
-    Mt, logdet_mm, rank = _residualise_markers(null, Mt)
+    Mt, logdet_mm, rank = _residualise_markers(null.Q, Mt)
     nan = np.full((m, t), np.nan)
     out = _chunk(
         {
@@ -896,6 +898,7 @@ class FixedParts:
     C: np.ndarray  # (u, p, p) (Q'SQ)^-1 of the distinct heritabilities
     B: np.ndarray  # (t + p u, n): rows w*r (t), then w*q_j (u each) for each column of Q
     rss0: np.ndarray  # (t,) y'P y
+    R: np.ndarray  # (t, n) the traits' GLS residuals r (rotated)
 
 
 def fixed_parts(null: NullModel, h: np.ndarray) -> FixedParts:
@@ -916,7 +919,79 @@ def fixed_parts(null: NullModel, h: np.ndarray) -> FixedParts:
     R = Y - np.einsum("tab,tb->ta", C[row], QSy) @ Q.T
     rss0 = np.einsum("ti,ti,ti->t", W, Y, R)
     B = np.concatenate([W * R, *(Wu * Q[:, j][None, :] for j in range(Q.shape[1]))], axis=0)
-    return FixedParts(h=h, row=row, Wu=Wu, L=L, C=C, B=B, rss0=rss0)
+    return FixedParts(h=h, row=row, Wu=Wu, L=L, C=C, B=B, rss0=rss0, R=R)
+
+
+class Whitening(NamedTuple):
+    """The fixed-hsq scan of traits that share one heritability h, in the samples' own
+    coordinates instead of the eigenvectors': with V = U diag(d) U' = L L' (Cholesky),
+    a marker g enters as L^-1 g, a triangular solve that costs half the product U'g, and
+    the statistics (m'Sm, m'Sr, m'SQ of :func:`fixed_parts`) are the same sums of the whitened
+    vectors with unit weights: g'V^-1 g = (L^-1 g)'(L^-1 g). Made by :func:`whitening`."""
+
+    L: np.ndarray
+    """(n, n) the lower Cholesky factor of V, Fortran order (the rest of it zero)."""
+    Qx: np.ndarray
+    """(n, p) an orthonormal basis of the covariates (the markers are residualised on it, as
+    on the rotated covariates: the same residual norms, so the same markers testable)."""
+    parts: FixedParts
+    """:func:`fixed_parts` in the whitened coordinates: unit weights, the whitened residuals
+    of the traits and an orthonormal basis of the whitened covariates."""
+
+
+def whitening(
+    null: NullModel, K: np.ndarray, U: np.ndarray, X: np.ndarray, parts: FixedParts
+) -> Whitening | None:
+    """The whitened coordinates of a fixed-hsq scan whose traits share one heritability h
+    (``parts`` at it; None where they do not, or where V = h K + (1 - h) I is not numerically
+    positive definite). ``K``: the kinship (n, n) whose eigenvectors are ``U`` (the null
+    model's rotation), ``X``: the covariates (n, p), both in the samples' order. Costs one
+    Cholesky factorisation (n^3/3), paid back by the first n/3 markers."""
+    from scipy.linalg import lapack
+
+    if parts.Wu.shape[0] != 1:
+        return None
+    h = float(parts.h[0])
+    d = h * null.model.lam + (1.0 - h)
+    if not np.all(d > 0.0):
+        return None
+    V = (K * h).T  # a Fortran-ordered array (K is symmetric: the transpose is V)
+    V[np.diag_indices(V.shape[0])] += 1.0 - h
+    L, info = lapack.dpotrf(V, lower=1, clean=1, overwrite_a=1)
+    if info != 0:
+        return None
+    Qx = np.linalg.qr(X)[0]
+    Rw = _whiten(L, U @ parts.R.T)  # (n, t): the traits' residuals, whitened
+    Qw = np.linalg.qr(_whiten(L, np.array(X, dtype=float)))[0]  # the whitened covariates
+    t, n = parts.R.shape[0], d.shape[0]
+    wparts = FixedParts(
+        h=parts.h,
+        row=np.zeros(t, dtype=parts.row.dtype),
+        Wu=np.ones((1, n)),
+        L=parts.L,
+        C=np.linalg.inv(Qw.T @ Qw)[None],
+        B=np.ascontiguousarray(np.concatenate([Rw.T, Qw.T], axis=0)),
+        rss0=parts.rss0,
+        R=Rw.T,
+    )
+    return Whitening(L=L, Qx=Qx, parts=wparts)
+
+
+def _whiten(L: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """L^-1 B for B (n, c): a triangular solve (BLAS trsm, the interpreter lock released), in
+    place where B is a Fortran array of float64."""
+    return solve_lower(L, np.asfortranarray(B, dtype=float))
+
+
+def _fixed_input(
+    null: NullModel, Mt: np.ndarray, whiten: Whitening | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_fixed_markers` of rotated markers, or with ``whiten`` of markers in the
+    samples' own coordinates (unrotated), residualised and then whitened: ``(testable, M)``."""
+    if whiten is None:
+        return _fixed_markers(null.Q, Mt)
+    ok, M = _fixed_markers(whiten.Qx, np.ascontiguousarray(Mt))
+    return ok, _whiten(whiten.L, M.T).T  # M (m, n) C order is M.T (n, m) Fortran order
 
 
 _scratch_space = threading.local()
@@ -986,9 +1061,10 @@ def grid_hsq(h: np.ndarray, step: float) -> np.ndarray:
     return np.minimum(r, HSQ_MAX)
 
 
-def _fixed_markers(null: NullModel, Mt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One-column markers residualised, untestable ones zeroed: ``(testable, M (m, n))``."""
-    Mt, _, rank = _residualise_markers(null, Mt)
+def _fixed_markers(Q: np.ndarray, Mt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One-column markers residualised on Q (n, p), untestable ones zeroed:
+    ``(testable, M (m, n))``."""
+    Mt, _, rank = _residualise_markers(Q, Mt)
     ok = rank > 0
     M = Mt[:, 0, :]
     M[~ok] = 0.0
@@ -1035,18 +1111,23 @@ def scan_fixed_gemm(
     reml: bool = True,
     hsq_fixed: np.ndarray | None = None,
     parts: FixedParts | None = None,
+    whiten: Whitening | None = None,
 ) -> ChunkScan:
     """``scan_chunk(mode="fixed")`` for one-column markers, as matrix products (same output).
 
     ``parts``: :func:`fixed_parts` of the null at the held heritabilities, when the caller
-    keeps them across chunks (otherwise computed here)."""
+    keeps them across chunks (otherwise computed here). ``whiten``: the markers ``Mt`` are
+    not rotated but in the samples' own order, and the scan runs in these whitened
+    coordinates (:class:`Whitening`; ``parts`` then unused)."""
     m, k, n = Mt.shape
     if k != 1:
         raise ValueError("the GEMM path takes one-column markers")
     t = null.model.t
+    if whiten is not None:
+        parts = whiten.parts
     if parts is None:
         parts = fixed_parts(null, fixed_hsq(null, reml, hsq_fixed))
-    ok, M = _fixed_markers(null, Mt)
+    ok, M = _fixed_input(null, Mt, whiten)
     blocks = _fixed_blocks(parts, M)
     num = np.empty((t, m))
     den = np.empty((t, m))
@@ -1073,6 +1154,7 @@ def scan_best(
     reml: bool = True,
     parts: FixedParts | None = None,
     split: int | None = None,
+    whiten: Whitening | None = None,
 ) -> tuple[np.ndarray, ChunkScan]:
     """Per trait, the marker of the chunk with the largest LOD and its statistics.
 
@@ -1080,17 +1162,27 @@ def scan_best(
     marker is testable) and the tests of :func:`scan_chunk` at that marker, each (t,)
     (``beta``/``se`` (t, k); ``testable``: a marker was found). Ties go to the first marker.
     One-column markers in ``fixed`` mode never form the full (markers x traits) table:
-    memory is (traits x block); ``parts`` as in :func:`scan_fixed_gemm`. Of identical
-    markers only the first is tested (the others tie with it, and the first marker wins).
+    memory is (traits x block); ``parts`` and ``whiten`` as in :func:`scan_fixed_gemm`. Of
+    identical markers only the first is tested (the others tie with it, and the first marker
+    wins; they are found before whitening, which need not round identical columns alike).
     """
     _, k, n = Mt.shape
     t = null.model.t
     if mode == "fixed" and k == 1:
+        if whiten is not None:
+            parts = whiten.parts
         if parts is None:
             parts = fixed_parts(null, fixed_hsq(null, reml))
-        _, M = _fixed_markers(null, Mt)
+        if whiten is None:
+            _, M = _fixed_markers(null.Q, Mt)
+        else:
+            _, M = _fixed_markers(whiten.Qx, np.ascontiguousarray(Mt))
         kept = distinct_rows(M)
-        blocks = _fixed_blocks(parts, M[kept] if kept.shape[0] < M.shape[0] else M)
+        if kept.shape[0] < M.shape[0]:
+            M = M[kept]
+        if whiten is not None:
+            M = _whiten(whiten.L, M.T).T
+        blocks = _fixed_blocks(parts, M)
         best_q = np.full(t, -np.inf)
         best_i = np.full(t, -1, dtype=np.int64)
         best_num = np.full(t, np.nan)
