@@ -1145,7 +1145,7 @@ def start() -> None:
 
 #: Kernels whose NumPy twins give their numbers bit for bit, with the cost of a call in
 #: sample-evaluations per unit of work (a fit evaluates each item about 30 times).
-_EXACT_TWINS = {"loglik": 1, "gram": 1, "residualise": 1, "fit": 32}
+_EXACT_TWINS = {"loglik": 1, "gram": 1, "residualise": 1, "fit": 32, "derivs": 3}
 #: Sample-evaluations (about 0.2 s) the exact twins take on before numba is started, for
 #: small calls: starting numba costs 0.3-0.5 s (and, after installing, seconds of
 #: compilation), so a command whose only such work is small (the null fit of a scan of one
@@ -1302,22 +1302,53 @@ def _assemble_numpy(G, L, n, reml, logdet_zz):
 
 
 def _derivs_numpy(h, iy, im, lam, Q, Yt, Mt, logdet_mm, reml):
-    """Twin of :func:`_derivs_items`: (f, G, G1, G2, L') with the same formulas, vectorised."""
+    """Twin of :func:`_derivs_items`: (f, G, G1, G2, L'), the kernel's numbers bit for bit
+    (:func:`_dgram`'s sums in its order: sample order for three columns, :func:`_wdot`'s
+    lanes otherwise; sum(e) and sum(e^2) in four lanes with the tail added to the first)."""
     G, L = _gram_numpy(h, iy, im, lam, Q, Yt, Mt)
     f = _assemble_numpy(G, L, lam.shape[0], reml, logdet_mm[im])
-    s = 1.0 / (h[:, None] * lam[None, :] + (1.0 - h)[:, None])
-    e = (lam - 1.0)[None, :] * s
-    w1 = s * e
-    w2 = w1 * e
-    cols = _columns_numpy(iy, im, Q, Yt, Mt)
-    G1 = np.empty(G.shape)
-    G2 = np.empty(G.shape)
-    for a in range(len(cols)):
-        for b in range(a + 1):
-            G1[:, a, b] = G1[:, b, a] = -np.sum(w1 * cols[a] * cols[b], axis=1)
-            G2[:, a, b] = G2[:, b, a] = 2.0 * np.sum(w2 * cols[a] * cols[b], axis=1)
-    dL = np.stack([np.sum(e, axis=1), -np.sum(e * e, axis=1)], axis=1)
+    s = _weights_numpy(h, lam)[0]
+    with np.errstate(all="ignore"):
+        e = (lam - 1.0)[None, :] * s
+        w1 = s * e
+        w2 = w1 * e
+        cols = _columns_numpy(iy, im, Q, Yt, Mt)
+        c = len(cols)
+        G1 = np.empty(G.shape)
+        G2 = np.empty(G.shape)
+        for a in range(c):
+            w1a, w2a = w1 * cols[a], w2 * cols[a]
+            for b in range(a + 1):
+                add = _seqsum if c == 3 else _lanesum
+                G1[:, a, b] = G1[:, b, a] = -add(w1a * cols[b])
+                G2[:, a, b] = G2[:, b, a] = 2.0 * add(w2a * cols[b])
+        dL = np.stack([_dgram_lanes(e), -_dgram_lanes(e * e)], axis=1)
     return f, G, G1, G2, dL
+
+
+def _dgram_lanes(T: np.ndarray) -> np.ndarray:
+    """:func:`_dgram`'s sum of the terms T along the last axis: four lanes, the tail added to
+    the first lane, then the lanes added in a fixed order."""
+    n = T.shape[-1]
+    n4 = n // 4 * 4
+    a = _seqsum(np.moveaxis(T[..., :n4].reshape(*T.shape[:-1], -1, 4), -1, -2))
+    a0 = _seqsum(np.concatenate([a[..., :1], T[..., n4:]], axis=-1))
+    return (a0 + a[..., 1]) + (a[..., 2] + a[..., 3])
+
+
+def _inv_or_nan(A: np.ndarray) -> np.ndarray:
+    """Inverses of the matrices A (m, r, r); NaN for one that is exactly singular (a block
+    whose Cholesky factorisation succeeded by rounding)."""
+    try:
+        return np.linalg.inv(A)
+    except np.linalg.LinAlgError:
+        out = np.full(A.shape, np.nan)
+        for j in range(A.shape[0]):
+            try:
+                out[j] = np.linalg.inv(A[j])
+            except np.linalg.LinAlgError:
+                pass
+        return out
 
 
 def slope_curvature(f, G, G1, G2, dL, n: int, reml: bool):
@@ -1332,8 +1363,8 @@ def slope_curvature(f, G, G1, G2, dL, n: int, reml: bool):
     r = G.shape[1] - 1
     ok = np.isfinite(f)
     Ai = np.full((G.shape[0], r, r), np.nan)
-    Ai[ok] = np.linalg.inv(G[ok, :r, :r])
-    with np.errstate(invalid="ignore", divide="ignore"):
+    Ai[ok] = _inv_or_nan(G[ok, :r, :r])
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         beta = np.einsum("mab,mb->ma", Ai, G[:, :r, r])
         rss = G[:, r, r] - np.einsum("ma,ma->m", G[:, :r, r], beta)
         rss1 = G1[:, r, r] - 2.0 * np.einsum("ma,ma->m", G1[:, :r, r], beta)
