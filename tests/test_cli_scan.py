@@ -57,14 +57,18 @@ def test_scan_cli__plink_fam_phenotype_equals_api(tmp_path, i188):
     np.testing.assert_allclose(got["p_wald"], want["p_wald"], rtol=1e-9)
 
 
-def test_scan_cli__one_trait_fixed_scan_does_without_numba(tmp_path, i188, monkeypatch):
-    """A fixed-hsq scan of one trait needs matrix products and one small null fit, which the
-    kernels' exact NumPy twins compute: numba (0.3-0.5 s to start, seconds to compile after
-    installing) is never imported, and the table is byte for byte the one the kernels give."""
+@pytest.mark.parametrize("mode", ["fixed", "exact"])
+def test_scan_cli__one_trait_scan_does_without_numba(tmp_path, i188, monkeypatch, mode):
+    """A fixed-hsq scan of one trait needs matrix products and one small null fit; an exact
+    one, per-marker searches on series formed by matrix products, and a few markers' kernel
+    evaluations. The kernels' exact NumPy twins compute those: numba (0.3-0.5 s to start,
+    seconds to compile after installing) is never imported, and the table is byte for byte
+    the one the kernels give."""
     out = tmp_path / "twins.tsv"
+    args = ["scan", "--bfile", str(i188), "--mode", mode]
     code = (
         "import sys, lmmlite.cli as cli\n"
-        f"assert cli.main(['scan', '--bfile', {str(i188)!r}, '--out', {str(out)!r}]) == 0\n"
+        f"assert cli.main({[*args, '--out', str(out)]!r}) == 0\n"
         "assert 'numba' not in sys.modules, 'numba was imported'\n"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
@@ -73,7 +77,7 @@ def test_scan_cli__one_trait_fixed_scan_does_without_numba(tmp_path, i188, monke
 
     monkeypatch.setattr(_kernels, "_twin_left", [0])  # no budget left: the kernels
     ref = tmp_path / "kernels.tsv"
-    assert main(["scan", "--bfile", str(i188), "--out", str(ref)]) == 0
+    assert main([*args, "--out", str(ref)]) == 0
     assert out.read_bytes() == ref.read_bytes()
 
 

@@ -515,11 +515,12 @@ def test_search_many__ends_shortcut_equals_brent_and_the_ends_check(monkeypatch,
 
 
 @pytest.mark.parametrize("reml", [True, False])
-def test_search_many__null_starts_settle_sooner_at_the_same_optimum(monkeypatch, reml):
+def test_search_many__series_and_null_starts_find_the_kernel_search_optimum(monkeypatch, reml):
     """Markers of small effect (most of a genome scan): Newton's search started from the step
-    from each trait's null heritability lands where the search from the grid's parabola lands
-    (within the search's tolerance, and no lower), with far fewer likelihood evaluations; a
-    marker of large effect, whose optimum is far from the null's, is still found."""
+    from each trait's null heritability, evaluated on each item's series about it, lands where
+    the kernel's search from the grid's parabola lands (within the search's tolerance, and no
+    lower), with few kernel evaluations; a marker of large effect, whose optimum is far from
+    the null's, is still found."""
     from lmmlite.core import scan as core_scan
 
     n, t, mk = 400, 2, 120
@@ -546,14 +547,65 @@ def test_search_many__null_starts_settle_sooner_at_the_same_optimum(monkeypatch,
     monkeypatch.setattr(_kernels, "derivs_items", counted)
     ((h, ll),) = core_scan._search_many(null, iy, im, Mt, ldm, (reml,))
     with_starts, evals[:] = sum(evals), []
-    monkeypatch.setattr(core_scan, "_START_TRAITS", 0)  # every search from the parabola
+    monkeypatch.setattr(core_scan, "SERIES_MAX_TRAITS", 0)  # no series: the kernel's search
     ((h0, ll0),) = core_scan._search_many(null, iy, im, Mt, ldm, (reml,))
-    assert with_starts < 0.7 * sum(evals)
+    assert with_starts < 0.1 * sum(evals)
     tol = core_scan.SQRT_EPS * np.abs(h0) + null.tol / 3.0  # Newton's stopping step
     np.testing.assert_array_less(np.abs(h - h0), 2.0 * tol)
     assert np.all(ll >= ll0 - 1e-12 * np.abs(ll0))
     h_null = null.hsq_reml if reml else null.hsq_ml
     assert abs(h[1] - h_null[1]) > 0.2  # the QTL itself, found far from the null's hsq
+
+
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize("p", [1, 2])
+def test_series__equals_the_kernels_where_it_covers_an_item(reml, p):
+    """An item's series about its trait's null hsq h0 (matrix products) gives the kernels'
+    Gram, log likelihood and its derivatives wherever rho = max|e| |h - h0| <= _SERIES_RHO
+    (to rounding: the truncation error is below 1e-16 of the terms), and covers exactly
+    those points."""
+    from lmmlite.core import scan as core_scan
+
+    n, t, mk = 250, 2, 6
+    rng = np.random.default_rng(50 + p)
+    lam = np.sort(rng.gamma(0.5, 2.0, n))[::-1].copy()
+    lam[-p:] = 0.0  # a centred kinship's zero eigenvalues: e = -1/(1 - h0), its largest |e|
+    X = np.column_stack([np.ones(n), rng.standard_normal((n, p - 1))])
+    Y = rng.standard_normal((n, t)) * np.sqrt(0.6 * lam[:, None] + 0.4)
+    null = core_scan.fit_null(lam, X, Y)
+    Q = null.model.Q
+    Mt = rng.standard_normal((mk, 1, n))
+    Mt -= np.einsum("mkn,pn->mkp", Mt, Q) @ Q
+    ldm = np.log(np.einsum("mkn,mkn->m", Mt, Mt))
+    iy, im = np.repeat(np.arange(t), mk), np.tile(np.arange(mk), t)
+    h0 = (null.hsq_reml if reml else null.hsq_ml)[iy]
+    K3 = core_scan._SERIES_TERMS + 3
+    G = np.empty((K3, iy.size, p + 2, p + 2))
+    parts = [core_scan._series_weights(lam, float(h)) for h in h0]
+    for j, (W, *_) in enumerate(parts):
+        G[:, j] = core_scan.weighted_grams(null, W, iy[j : j + 1], im[j : j + 1], Mt)[:, 0]
+    ser = core_scan._Series(
+        G=G, h0=h0, L0=np.array([q[1] for q in parts]), S=np.array([q[2] for q in parts]),
+        emax=np.array([q[3] for q in parts]),
+    )  # fmt: skip
+    items = np.arange(iy.size)
+    for frac in (0.0, 0.3, -0.7, 0.999, -0.999):
+        x = h0 + frac * core_scan._SERIES_RHO / ser.emax
+        assert core_scan._in_series(ser, items, x).all()
+        f, f1, f2, Gs = core_scan._series_at(ser, items, x, n, reml, ldm[im])
+        g, g1, g2 = _kernels.derivs_items(x, iy, im, lam, Q, null.model.Yt, Mt, ldm, reml)
+        Gk, _ = _kernels.gram_items(x, iy, im, lam, Q, null.model.Yt, Mt)
+        scale = np.abs(Gk).max(axis=(1, 2))[:, None, None]
+        np.testing.assert_allclose(Gs / scale, Gk / scale, rtol=0, atol=1e-13)
+        np.testing.assert_allclose(f, g, rtol=1e-13)
+        np.testing.assert_allclose(f1, g1, rtol=1e-9, atol=1e-9 * np.abs(g1).max())
+        np.testing.assert_allclose(f2, g2, rtol=1e-9, atol=1e-9 * np.abs(g2).max())
+        got = core_scan.grams_at(null, x, iy, im, Mt, ser)
+        np.testing.assert_array_equal(got, Gs)
+    x = h0 + 1.01 * core_scan._SERIES_RHO / ser.emax
+    assert not core_scan._in_series(ser, items, x).any()
+    got = core_scan.grams_at(null, x, iy, im, Mt, ser)  # outside: the kernel's Grams
+    np.testing.assert_array_equal(got, _kernels.gram_items(x, iy, im, lam, Q, null.model.Yt, Mt)[0])
 
 
 def test_loglik_items__log_determinant_of_zero_and_negative_factors():

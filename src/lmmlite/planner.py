@@ -24,7 +24,14 @@ from .core import _kernels
 from .core.checks import check_identifiable, check_kinship, independent_columns
 from .core.lmm import eigh_decreasing
 from .core.permutation import perm_null, permutation_entropy, sample_permutations
-from .core.scan import fit_null, fixed_hsq, fixed_parts, null_fits, whitening
+from .core.scan import (
+    SERIES_MAX_TRAITS,
+    fit_null,
+    fixed_hsq,
+    fixed_parts,
+    null_fits,
+    whitening,
+)
 from .executors import Call, Group, Stage, one_blas_thread, run_token
 from .io.genotypes import GenotypeSource, chromosome_runs
 from .options import HeritabilityOptions, PermOptions, ScanOptions
@@ -253,7 +260,7 @@ class ScanPlan:
         opts = self.opts
         Yb = pat.Y[:, batch.cols]
         U = rot.U
-        if self._tasks_use_kernels(on_x):
+        if self._tasks_use_kernels(on_x, len(batch.traits)):
             _kernels.start()  # here, with the pool idle, rather than in the first task
         with one_blas_thread():
             Yt = Yb if U is None else (Yb.T @ U).T
@@ -284,11 +291,15 @@ class ScanPlan:
         o = self.opts
         return o.mode == "fixed" and self.source.k == 1 and not o.intcovar
 
-    def _tasks_use_kernels(self, on_x: bool) -> bool:
-        """Whether the tasks call compiled kernels: all but the fixed-hsq matrix-product path
-        keeping every test (whose null fits of a few traits the kernels' exact twins compute,
-        so that numba is never started)."""
+    def _tasks_use_kernels(self, on_x: bool, n_traits: int) -> bool:
+        """Whether the tasks call compiled kernels for most of their work: all but the
+        fixed-hsq matrix-product path keeping every test, and the exact scan of a few traits
+        (whose per-marker searches run on series formed by matrix products). Their remaining
+        kernel work (null fits, the few markers a series does not cover) goes to the kernels'
+        exact twins while their budget lasts (numba is started only when it runs out)."""
         o = self.opts
+        if o.mode == "exact" and not (on_x and self.xcovar is not None):
+            return n_traits > SERIES_MAX_TRAITS
         gemm = o.mode == "fixed" and self.source.k == 1 and not o.intcovar
         return not (gemm and o.keep == "all" and not (on_x and self.xcovar is not None))
 
@@ -367,7 +378,7 @@ class PermPlan(ScanPlan):
         self.strata = strata
         self._perms: dict[tuple[int, str], np.ndarray] = {}
 
-    def _tasks_use_kernels(self, on_x: bool) -> bool:
+    def _tasks_use_kernels(self, on_x: bool, n_traits: int) -> bool:
         """Permutation tasks always do (the best LOD of each permutation)."""
         return True
 

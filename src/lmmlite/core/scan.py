@@ -376,12 +376,12 @@ def profile_loglik(
 #: Newton steps an item's search may take from its grid vertex before Brent's search of its
 #: grid intervals takes over (a good start converges in three).
 _NEWTON_STEPS = 8
-#: An item's Newton search starts from the step from its null heritability
-#: (:func:`_null_starts`) where that point is within this fraction of the grid's spacing of
+#: An item's Newton search starts from the step from its null heritability (its series at
+#: h0, :class:`_Series`) where that point is within this fraction of the grid's spacing of
 #: the grid's parabola vertex (else from the vertex).
 _NEAR = 0.5
-#: Most traits in a block of items whose null starts are formed with the grid's products.
-_START_TRAITS = 4
+#: Most traits in a block of items whose series are formed with the grid's products.
+SERIES_MAX_TRAITS = 4
 
 
 def _brackets(ll: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -409,15 +409,25 @@ def _brackets(ll: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 def _newton(
-    null: NullModel, iy, im, Mt, logdet_mm, reml: bool, x0, lo, hi, items: np.ndarray
+    null: NullModel,
+    iy,
+    im,
+    Mt,
+    logdet_mm,
+    reml: bool,
+    x0,
+    lo,
+    hi,
+    items: np.ndarray,
+    ser: _Series | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Newton's method, with the likelihood's exact first and second derivatives
-    (``derivs_items``), on each of ``items`` from ``x0`` (as GEMMA polishes its estimates).
+    """Newton's method, with the likelihood's exact first and second derivatives (from the
+    items' series where they cover them, else ``derivs_items``: :func:`_derivs`), on each of
+    ``items`` from ``x0`` (as GEMMA polishes its estimates).
     An item converges where its step is within Brent's tolerance (``SQRT_EPS |h| + tol/3``):
     ``h`` is then that point, ``loglik`` its value. An item whose curvature is not negative,
     whose step leaves ``(lo, hi)`` or that has not converged in ``_NEWTON_STEPS`` steps is left
     to the caller (``done`` False). Returns ``(h, loglik, done)`` over all items."""
-    lam, Q, Yt = null.model.lam, null.model.Q, null.model.Yt
     m = iy.shape[0]
     h = np.full(m, np.nan)
     ll = np.full(m, np.nan)
@@ -427,7 +437,7 @@ def _newton(
     for _ in range(_NEWTON_STEPS):
         if not act.size:
             break
-        f, f1, f2 = _kernels.derivs_items(x, iy[act], im[act], lam, Q, Yt, Mt, logdet_mm, reml)
+        f, f1, f2 = _derivs(null, iy, im, Mt, logdet_mm, reml, x, act, ser)
         with np.errstate(invalid="ignore", divide="ignore"):
             step = -f1 / f2
         good = np.isfinite(f) & (f2 < 0.0) & np.isfinite(step)
@@ -443,29 +453,121 @@ def _newton(
     return h, ll, done
 
 
-def _start_weights(lam: np.ndarray, h0: float) -> tuple[np.ndarray, float, np.ndarray]:
-    """The weights (n, 3) 1/d, e/d and e^2/d at heritability ``h0`` (d = h0 lam + 1 - h0,
-    e = (lam - 1)/d), sum(log d) and its first and second derivatives in h (2,): what
-    :func:`_null_step` needs of h0."""
+#: Terms of each item's series about its trait's null heritability (:class:`_Series`), and the
+#: largest rho = max|e| |h - h0| at which it is used: its truncation error is below
+#: rho^(K+1)/(1 - rho) of the terms' scale, 1.3e-17 at K = 12, rho = 0.05.
+_SERIES_TERMS = 12
+_SERIES_RHO = 0.05
+
+
+class _Series(NamedTuple):
+    """Each item's Grams as series about its trait's null heritability h0, in t = h0 - h:
+    with s = 1/d(h0) and e = (lam - 1) s, 1/d(h) = s / (1 - e t) = s sum_k (e t)^k, so
+    Z'S(h)Z = sum_k t^k G_k with G_k = Z' diag(s e^k) Z: matrix products shared by every item
+    of the trait, formed with the grid's (:func:`weighted_grams`). sum(log d) and the
+    derivatives in h follow from the sums of e^k. Used where rho = max|e| |t| <=
+    ``_SERIES_RHO`` (most markers move a trait's heritability little): there an evaluation
+    costs no pass over the samples. NaN for items without a series."""
+
+    G: np.ndarray
+    """(K + 3, m, c, c): G_k, k = 0 .. K + 2 (the derivatives need two more terms)."""
+    h0: np.ndarray
+    """(m,) the item's trait's null heritability."""
+    L0: np.ndarray
+    """(m,) sum(log d(h0))."""
+    S: np.ndarray
+    """(m, K + 3) sums of e^k."""
+    emax: np.ndarray
+    """(m,) max |e|."""
+
+
+def _series_weights(lam: np.ndarray, h0: float) -> tuple[np.ndarray, float, np.ndarray, float]:
+    """A trait's series at h0: the weights s e^k (n, K + 3), sum(log d(h0)), the sums of e^k
+    (K + 3,) and max |e|."""
     d = h0 * lam + (1.0 - h0)
     s = 1.0 / d
     e = (lam - 1.0) * s
-    W = np.stack([s, s * e, s * e * e], axis=1)
-    return W, float(np.sum(np.log(d))), np.array([np.sum(e), -np.sum(e * e)])
+    P = _powers(e, _SERIES_TERMS + 3)
+    return s[:, None] * P, float(np.sum(np.log(d))), P.sum(axis=0), float(np.max(np.abs(e)))
 
 
-def _null_step(G3, L0: float, dL: np.ndarray, h0: float, n: int, reml: bool, logdet_mm):
-    """Each item's Newton step from its trait's null heritability ``h0``: ``h0 - f'/f''``
-    (NaN where the likelihood is not concave or not finite there), from its Grams at h0 with
-    the weights of :func:`_start_weights` (``G3``: (3, m, c, c)). Most markers move a trait's
-    heritability little, so this point is close to their optimum (Newton's error after a step
-    from h0 is of the order of ``(h - h0)^2``), and their search converges in fewer steps than
-    from the grid's parabola."""
-    f = profile_loglik(G3[0], L0, n, reml, logdet_mm)
-    dLs = np.broadcast_to(dL, (G3.shape[1], 2))
-    f1, f2 = _kernels.slope_curvature(f, G3[0], -G3[1], 2.0 * G3[2], dLs, n, reml)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(f2 < 0.0, h0 - f1 / f2, np.nan)
+def _powers(v: np.ndarray, k: int) -> np.ndarray:
+    """v^j (len(v), k), j = 0 .. k - 1, by repeated products (faster than a float power)."""
+    P = np.empty((v.shape[0], k))
+    P[:, 0] = 1.0
+    for j in range(1, k):
+        np.multiply(P[:, j - 1], v, out=P[:, j])
+    return P
+
+
+def _in_series(ser: _Series, items: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Which of ``items``, at heritabilities ``x``, their series covers."""
+    with np.errstate(invalid="ignore"):
+        return np.abs(ser.h0[items] - x) * ser.emax[items] <= _SERIES_RHO
+
+
+def _series_at(ser: _Series, items: np.ndarray, x: np.ndarray, n: int, reml: bool, logdet_mm):
+    """``(f, f', f'', G)`` of ``items`` at heritabilities ``x`` (all covered by the series):
+    the profile log likelihood, its derivatives in h and Z'S(h)Z, from the series."""
+    K = _SERIES_TERMS
+    pw, j = _series_powers(ser, items, x)
+    Gk = ser.G[:, items]
+    G = np.einsum("mj,jmab->mab", pw, Gk[: K + 1])
+    G1 = -np.einsum("mj,jmab->mab", pw * (j + 1), Gk[1 : K + 2])
+    G2 = np.einsum("mj,jmab->mab", pw * ((j + 1) * (j + 2)), Gk[2 : K + 3])
+    S = ser.S[items]
+    L = ser.L0[items] - np.sum(pw[:, 1:] * S[:, 1 : K + 1] / j[1:], axis=1)
+    dL = np.stack(
+        [np.sum(pw * S[:, 1 : K + 2], axis=1), -np.sum(pw * (j + 1) * S[:, 2 : K + 3], axis=1)],
+        axis=1,
+    )
+    f = profile_loglik(G, L, n, reml, logdet_mm)
+    f1, f2 = _kernels.slope_curvature(f, G, G1, G2, dL, n, reml)
+    return f, f1, f2, G
+
+
+def _series_powers(ser: _Series, items: np.ndarray, x: np.ndarray):
+    """The powers t^j (m, K + 1) of t = h0 - x, and j."""
+    return _powers(ser.h0[items] - x, _SERIES_TERMS + 1), np.arange(_SERIES_TERMS + 1)
+
+
+def _derivs(null: NullModel, iy, im, Mt, logdet_mm, reml: bool, x, items, ser: _Series | None):
+    """``(f, f', f'')`` of ``items`` at ``x``: from their series where it covers them, else
+    from the kernel (``derivs_items``)."""
+    lam, Q, Yt = null.model.lam, null.model.Q, null.model.Yt
+    inside = np.zeros(items.shape[0], dtype=bool) if ser is None else _in_series(ser, items, x)
+    out = [np.empty(items.shape[0]) for _ in range(3)]
+    if inside.any():
+        assert ser is not None
+        got = _series_at(
+            ser, items[inside], x[inside], lam.shape[0], reml, logdet_mm[im[items[inside]]]
+        )
+        for o, g in zip(out, got[:3], strict=True):
+            o[inside] = g
+    if not inside.all():
+        rest = items[~inside]
+        got = _kernels.derivs_items(x[~inside], iy[rest], im[rest], lam, Q, Yt, Mt, logdet_mm, reml)
+        for o, g in zip(out, got, strict=True):
+            o[~inside] = g
+    return out
+
+
+def grams_at(null: NullModel, h, iy, im, Mt, ser: _Series | None) -> np.ndarray:
+    """Z'S(h)Z (m, c, c) of every item at its heritability ``h``: from its series where it
+    covers it, else from the kernel (``gram_items``)."""
+    items = np.arange(iy.shape[0])
+    inside = np.zeros(items.shape[0], dtype=bool) if ser is None else _in_series(ser, items, h)
+    if not inside.any():
+        return _grams(null, h, iy, im, Mt)[0]
+    assert ser is not None
+    c = null.model.Q.shape[0] + Mt.shape[1] + 1
+    G = np.empty((items.shape[0], c, c))
+    pw, _ = _series_powers(ser, items[inside], h[inside])
+    G[inside] = np.einsum("mj,jmab->mab", pw, ser.G[: _SERIES_TERMS + 1, items[inside]])
+    if not inside.all():
+        rest = items[~inside]
+        G[~inside] = _grams(null, h[rest], iy[rest], im[rest], Mt)[0]
+    return G
 
 
 def _edge_optima(
@@ -511,17 +613,25 @@ def _edge_optima(
 
 
 def _search_many(
-    null: NullModel, iy, im, Mt, logdet_mm, fits: tuple[bool, ...]
+    null: NullModel,
+    iy,
+    im,
+    Mt,
+    logdet_mm,
+    fits: tuple[bool, ...],
+    series: dict[bool, _Series] | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per-item search of hsq on [0, HSQ_MAX], maximising the REML (True) or ML (False) log
     likelihood for each of ``fits``; returns (h, loglik) per fit.
 
     Every item is first evaluated on ``GRID_POINTS`` heritabilities (matrix products, shared by
-    the fits). Newton's method (``_newton``) then starts at the step from the item's null
-    heritability (``_null_step``, formed with the grid's products, for blocks of at most
-    ``_START_TRAITS`` traits) where that point lies within ``_NEAR`` grid spacings of the
-    vertex of the parabola through its best grid point and that point's neighbours and inside
-    their intervals, else at the vertex. An item whose best grid point is an end
+    the fits), and, in blocks of at most ``SERIES_MAX_TRAITS`` traits, its series about its
+    trait's null heritability h0 is formed with the same products (:class:`_Series`; given
+    ``series``, they are stored there per fit). Newton's method (``_newton``) then starts at
+    the Newton step from h0 where that point lies within ``_NEAR`` grid spacings of the vertex
+    of the parabola through its best grid point and that point's neighbours and inside their
+    intervals, else at the vertex; its evaluations come from the series where it covers them
+    (most markers: no pass over the samples). An item whose best grid point is an end
     takes that end where the likelihood falls away from it over the end interval, and
     otherwise starts Newton at the Newton step from the end (``_edge_optima``). Any other
     item, or one whose Newton steps do not converge inside the two grid intervals around its
@@ -534,46 +644,69 @@ def _search_many(
     d = np.multiply.outer(lam, grid) + (1.0 - grid)
     W_grid, L_grid = 1.0 / d, np.sum(np.log(d), axis=0)
     lls = {reml: np.empty((GRID_POINTS, m)) for reml in fits}
-    starts = {reml: np.full(m, np.nan) for reml in fits}
+    K3 = _SERIES_TERMS + 3
+    c = Q.shape[0] + Mt.shape[1] + 1
+    sers = {
+        reml: _Series(
+            G=np.full((K3, m, c, c), np.nan), h0=np.full(m, np.nan), L0=np.full(m, np.nan),
+            S=np.full((m, K3), np.nan), emax=np.full(m, np.nan),
+        )
+        for reml in fits
+    }  # fmt: skip
+    made: dict[tuple[bool, int], tuple[np.ndarray, float, np.ndarray, float]] = {}
     for j0 in range(0, m, _GRID_BLOCK):
         sl = slice(j0, min(m, j0 + _GRID_BLOCK))
-        # the null starts' weights go into the same products as the grid's (their cost is
-        # mostly the elementwise products, shared by all weights), for a few traits at most
+        # the series' weights go into the same products as the grid's (their cost is mostly
+        # the elementwise products, shared by all weights), for a few traits at most
         traits = np.unique(iy[sl])
         cols = [W_grid]
-        start: list[tuple[bool, int, int, float, np.ndarray, float]] = []
-        for reml in fits if traits.size <= _START_TRAITS else ():
+        start: list[tuple[bool, int, int]] = []
+        for reml in fits if traits.size <= SERIES_MAX_TRAITS else ():
             h0s = null.hsq_reml if reml else null.hsq_ml
             for t in traits[(h0s[traits] >= 0.0) & (h0s[traits] <= HSQ_MAX)]:
-                W, L0, dL = _start_weights(lam, h0s[t])
-                start.append((reml, t, GRID_POINTS + 3 * len(start), L0, dL, h0s[t]))
-                cols.append(W)
+                if (reml, t) not in made:
+                    made[reml, t] = _series_weights(lam, h0s[t])
+                start.append((reml, t, GRID_POINTS + K3 * len(start)))
+                cols.append(made[reml, t][0])
         G = weighted_grams(null, np.hstack(cols), iy[sl], im[sl], Mt)
         for reml in fits:
             lls[reml][:, sl] = profile_loglik(
                 G[:GRID_POINTS], L_grid[:, None], n, reml, logdet_mm[im[sl]]
             )  # fmt: skip
-        for reml, t, j, L0, dL, h0 in start:
-            items = np.flatnonzero(iy[sl] == t)
-            G3 = G[j : j + 3, items]
-            step = _null_step(G3, L0, dL, h0, n, reml, logdet_mm[im[sl][items]])
-            starts[reml][j0 + items] = step
+        for reml, t, j in start:
+            items = j0 + np.flatnonzero(iy[sl] == t)
+            ser = sers[reml]
+            ser.G[:, items] = G[j : j + K3, items - j0]
+            _, ser.L0[items], ser.S[items], ser.emax[items] = made[reml, t]
+            ser.h0[items] = (null.hsq_reml if reml else null.hsq_ml)[t]
     out = []
     for reml in fits:
+        ser = sers[reml]
+        if series is not None:
+            series[reml] = ser
         ll_grid = lls[reml]
         lo, hi, x0, ok, best = _brackets(ll_grid, grid)
-        x1 = starts[reml]
-        with np.errstate(invalid="ignore"):  # the step from h0 where it is short and inside
+        # the Newton step from h0 (its series at h0), where it is short and inside
+        has = np.flatnonzero(~np.isnan(ser.h0))
+        x1 = np.full(m, np.nan)
+        if has.size:
+            _, f1, f2, _ = _series_at(ser, has, ser.h0[has], n, reml, logdet_mm[im[has]])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                x1[has] = np.where(f2 < 0.0, ser.h0[has] - f1 / f2, np.nan)
+        with np.errstate(invalid="ignore"):
             near = (np.abs(x1 - x0) < _NEAR * (grid[1] - grid[0])) & (x1 > lo) & (x1 < hi)
         x0 = np.where(near, x1, x0)
-        h, ll, done = _newton(null, iy, im, Mt, logdet_mm, reml, x0, lo, hi, np.flatnonzero(ok))
+        h, ll, done = _newton(
+            null, iy, im, Mt, logdet_mm, reml, x0, lo, hi, np.flatnonzero(ok), ser
+        )  # fmt: skip
         rest = np.flatnonzero(~done)
         if rest.size:  # best at an end of the grid: the optimum there, or Newton from it
             he, lle, at_end, x1 = _edge_optima(null, iy, im, Mt, logdet_mm, reml, grid, best, rest)
             h[at_end], ll[at_end] = he[at_end], lle[at_end]
             done |= at_end
             hn, lln, dn = _newton(
-                null, iy, im, Mt, logdet_mm, reml, x1, lo, hi, np.flatnonzero(np.isfinite(x1))
+                null, iy, im, Mt, logdet_mm, reml, x1, lo, hi, np.flatnonzero(np.isfinite(x1)),
+                ser,
             )  # fmt: skip
             h[dn], ll[dn] = hn[dn], lln[dn]
             rest = np.flatnonzero(~(done | dn))
@@ -788,12 +921,14 @@ def _exact_mode(null: NullModel, pairs: _Pairs, reml: bool, split: int | None = 
     additive model's ML fit is searched per pair too, for the interaction's LRT."""
     iy, im, Mt, logdet_mm = pairs
     p, k, n = null.model.p, Mt.shape[1], Mt.shape[2]
-    searched = _search_many(null, iy, im, Mt, logdet_mm, (False, True) if reml else (False,))
+    series: dict[bool, _Series] = {}
+    fits = (False, True) if reml else (False,)
+    searched = _search_many(null, iy, im, Mt, logdet_mm, fits, series)
     h_ml, ll_ml = searched[0]
     h_reml = searched[1][0] if reml else h_ml
-    Gm, _ = _grams(null, h_reml, iy, im, Mt)
+    Gm = grams_at(null, h_reml, iy, im, Mt, series[reml])
     rss0, rss1, beta, Ainv, *rest = _rss_and_effects(Gm, p, k, split)
-    Gs, _ = _grams(null, null.hsq_ml[iy], iy, im, Mt)
+    Gs = grams_at(null, null.hsq_ml[iy], iy, im, Mt, series[False])
     s_rss0, s_rss1, _, _, *s_rest = _rss_and_effects(Gs, p, k, split)
     inter = None
     if split is not None:
