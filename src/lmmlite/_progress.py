@@ -30,8 +30,8 @@ class Progress:
         self.start = time.perf_counter()
         self.callback = report if callable(report) else None
         self.bar: Any = None
-        if report is True:
-            from tqdm.auto import tqdm
+        if report is True and _is_terminal(sys.stderr):  # tqdm's disable=None, without
+            from tqdm.auto import tqdm  # importing it (and asyncio) where it would not show
 
             self.bar = tqdm(
                 total=total,
@@ -63,3 +63,11 @@ def _si(x: float) -> str:
         if x >= scale:
             return f"{x / scale:.1f}{unit}"
     return f"{x:.0f}"
+
+
+def _is_terminal(stream: Any) -> bool:
+    """Whether ``stream`` is a terminal (where tqdm's ``disable=None`` shows a bar)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
