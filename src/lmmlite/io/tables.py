@@ -453,10 +453,16 @@ def _column_text(col: pd.Series | pd.Index, sep: str) -> list[str] | None:
     if isinstance(dtype, np.dtype) and dtype.kind in "iub":
         return [str(v) for v in col.to_numpy().tolist()]
     if isinstance(dtype, np.dtype) and dtype == np.float64:
-        return [repr(v) if v == v else "NA" for v in col.to_numpy().tolist()]
+        values = col.to_numpy()
+        if not np.isnan(values).any():
+            return list(map(repr, values.tolist()))
+        return [repr(v) if v == v else "NA" for v in values.tolist()]
     if (isinstance(dtype, np.dtype) and dtype.kind == "O") or isinstance(dtype, pd.StringDtype):
+        values = col.to_numpy(dtype=object).tolist()
+        if all(type(v) is str for v in values):  # the common case: one search of them all
+            return None if _needs_quotes("".join(values), sep) else values
         out = []
-        for v in col.to_numpy(dtype=object).tolist():
+        for v in values:
             if isinstance(v, str):
                 if _needs_quotes(v, sep):
                     return None
