@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -432,6 +434,31 @@ def test_scan__whitened_fixed_scan_equals_the_rotated_one(monkeypatch, keep):
     for col in ("se", "lod", "p_wald", "p_lrt", "p_score", "loglik"):
         np.testing.assert_allclose(got[col], want[col], rtol=1e-9, atol=1e-10, err_msg=col)
     np.testing.assert_allclose(perm["max_lod"], want_perm["max_lod"], rtol=1e-9, atol=1e-10)
+
+
+def test_scan__whitened_solves_run_on_one_blas_thread(i188, tmp_path):
+    """The tasks' triangular solves use SciPy's BLAS: during each, every BLAS library loaded
+    (NumPy's and SciPy's) is limited to one thread (the tasks run side by side). In a fresh
+    process, where SciPy's linear algebra is not loaded before the scan (it loads it before
+    it sets the limits: threadpoolctl limits the libraries loaded)."""
+    out = tmp_path / "scan.tsv"
+    code = f"""
+import sys, threadpoolctl
+import lmmlite.cli as cli
+from lmmlite.core import scan as core_scan
+assert "scipy.linalg" not in sys.modules
+seen, solve = [], core_scan.solve_lower
+def watched(L, B, **kw):
+    info = threadpoolctl.threadpool_info()
+    seen.append({{i["filepath"]: i["num_threads"] for i in info if i["user_api"] == "blas"}})
+    return solve(L, B, **kw)
+core_scan.solve_lower = watched
+assert cli.main(["scan", "--bfile", {str(i188)!r}, "--threads", "2", "--out", {str(out)!r}]) == 0
+assert len(seen) > 1 and all(set(s.values()) == {{1}} for s in seen), seen
+assert any("scipy" in path and "64" not in path for path in seen[-1]), seen
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
 
 
 #: The naive scan's brute-force hsq is located to ~1e-10, the fast scan's null to 1e-10 and (in

@@ -58,6 +58,8 @@ def _blas_single_threaded() -> None:
     tasks, and a task then computes the same numbers as in-process)."""
     global _BLAS_LIMITED
     if not _BLAS_LIMITED:
+        import scipy.linalg  # noqa: F401  (its BLAS, if it has its own, is limited too)
+
         one_blas_thread()  # not used as a context manager: for the process's life
         _BLAS_LIMITED = True
 

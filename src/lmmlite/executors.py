@@ -16,6 +16,7 @@ whether it runs in-process, with any number of threads, or on a Dask worker.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
@@ -97,15 +98,17 @@ def run_token() -> str:
 
 
 _controller: ThreadpoolController | None = None
+_controller_sees_scipy = False
 
 
 def one_blas_thread() -> Any:
-    """Context manager: BLAS limited to one thread in this process while it is open (with a
-    controller made once: inspecting the loaded libraries takes a millisecond per call)."""
-    global _controller
-    if _controller is None:
-        import scipy.linalg  # noqa: F401  (its BLAS, if it has its own, is loaded first)
-
+    """Context manager: BLAS limited to one thread in this process while it is open. The
+    controller (inspecting the loaded libraries takes milliseconds) is made once, and again
+    once SciPy's linear algebra, which may bring a BLAS of its own, has been imported (by the
+    commands that use it: importing it only for this would cost 30 ms)."""
+    global _controller, _controller_sees_scipy
+    if _controller is None or (not _controller_sees_scipy and "scipy.linalg" in sys.modules):
+        _controller_sees_scipy = "scipy.linalg" in sys.modules
         _controller = ThreadpoolController()
     return _controller.limit(limits=1, user_api="blas")
 

@@ -251,7 +251,13 @@ class ScanPlan:
         if self.opts.kinship_scale != 1.0:
             Ks = Ks * self.opts.kinship_scale
         rot = rotation(Ks, X, pat.traits, checked=True)
-        return rot._replace(K=Ks) if self._whitens() else rot
+        if not self._whitens():
+            return rot
+        # the whitened scan solves with SciPy's BLAS: loaded now, before the tasks' BLAS
+        # limits are set (executors.one_blas_thread limits the BLAS libraries loaded)
+        import scipy.linalg  # noqa: F401
+
+        return rot._replace(K=Ks)
 
     def _design(self, pat: Pattern, on_x: bool) -> np.ndarray:
         """The null model's covariates: the pattern's, and on the X chromosome the Xcovar
