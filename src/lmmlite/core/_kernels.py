@@ -1216,7 +1216,7 @@ def _lanesum(T: np.ndarray) -> np.ndarray:
     in a fixed order, then the tail."""
     n = T.shape[-1]
     n4 = n // 4 * 4
-    a = _seqsum(np.moveaxis(T[..., :n4].reshape(*T.shape[:-1], -1, 4), -1, -2))
+    a = _seqsum(np.moveaxis(T[..., :n4].reshape(*T.shape[:-1], n4 // 4, 4), -1, -2))
     return ((a[..., 0] + a[..., 1]) + (a[..., 2] + a[..., 3])) + _seqsum(T[..., n4:])
 
 
@@ -1331,7 +1331,7 @@ def _dgram_lanes(T: np.ndarray) -> np.ndarray:
     the first lane, then the lanes added in a fixed order."""
     n = T.shape[-1]
     n4 = n // 4 * 4
-    a = _seqsum(np.moveaxis(T[..., :n4].reshape(*T.shape[:-1], -1, 4), -1, -2))
+    a = _seqsum(np.moveaxis(T[..., :n4].reshape(*T.shape[:-1], n4 // 4, 4), -1, -2))
     a0 = _seqsum(np.concatenate([a[..., :1], T[..., n4:]], axis=-1))
     return (a0 + a[..., 1]) + (a[..., 2] + a[..., 3])
 

@@ -455,9 +455,10 @@ def _newton(
 
 #: Terms of each item's series about its trait's null heritability (:class:`_Series`), and the
 #: largest rho = max|e| |h - h0| at which it is used: its truncation error is below
-#: rho^(K+1)/(1 - rho) of the terms' scale, 1.3e-17 at K = 12, rho = 0.05.
-_SERIES_TERMS = 12
-_SERIES_RHO = 0.05
+#: rho^(K+1)/(1 - rho) of the terms' scale, 1.1e-19 at K = 18, rho = 0.1 (a trait whose
+#: null hsq is near 0, where max|e| is about 1, covers the first grid interval).
+_SERIES_TERMS = 18
+_SERIES_RHO = 0.1
 
 
 class _Series(NamedTuple):
@@ -571,17 +572,27 @@ def grams_at(null: NullModel, h, iy, im, Mt, ser: _Series | None) -> np.ndarray:
 
 
 def _edge_optima(
-    null: NullModel, iy, im, Mt, logdet_mm, reml: bool, grid, best, items: np.ndarray
+    null: NullModel,
+    iy,
+    im,
+    Mt,
+    logdet_mm,
+    reml: bool,
+    grid,
+    best,
+    items: np.ndarray,
+    ser: _Series | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Items of ``items`` whose best grid point (``best``, as :func:`_brackets` gives it) is
     an end of the grid and whose likelihood
     falls away from it across the whole end interval: slope pointing out of the interval and
-    negative curvature at both of its ends (exact derivatives, ``derivs_items``). Their
-    optimum is that end, as Brent's search of the interval followed by the check of its end
-    finds (the end's log likelihood is the kernel's, bit for bit); they are spared that
-    search. An item whose likelihood rises from the end into the interval gets, in
-    ``start``, the Newton step from the end when it lands inside the interval (else NaN).
-    Returns ``(h, loglik, done, start)`` over all items (``done`` False for the others)."""
+    negative curvature at both of its ends (exact derivatives, from the items' series where
+    they cover them, else ``derivs_items``: :func:`_derivs`). Their optimum is that end, as
+    Brent's search of the interval followed by the check of its end finds (the end's log
+    likelihood is the kernel's, bit for bit: ``loglik_items``); they are spared that search.
+    An item whose likelihood rises from the end into the interval gets, in ``start``, the
+    Newton step from the end when it lands inside the interval (else NaN). Returns
+    ``(h, loglik, done, start)`` over all items (``done`` False for the others)."""
     lam, Q, Yt = null.model.lam, null.model.Q, null.model.Yt
     m = iy.shape[0]
     g = grid.shape[0]
@@ -596,13 +607,16 @@ def _edge_optima(
         k = sel.shape[0]
         x = np.concatenate([np.full(k, grid[end]), np.full(k, grid[inner])])
         two = np.concatenate([sel, sel])
-        f, f1, f2 = _kernels.derivs_items(x, iy[two], im[two], lam, Q, Yt, Mt, logdet_mm, reml)
+        f, f1, f2 = _derivs(null, iy, im, Mt, logdet_mm, reml, x, two, ser)
         with np.errstate(invalid="ignore"):
             away = (outward * f1[:k] >= 0.0) & (outward * f1[k:] >= 0.0)
             away &= (f2[:k] < 0.0) & (f2[k:] < 0.0) & np.isfinite(f[:k])
         hit = sel[away]
         h[hit] = grid[end]
-        ll[hit] = f[:k][away]
+        if hit.size:
+            ll[hit] = _kernels.loglik_items(
+                h[hit], iy[hit], im[hit], lam, Q, Yt, Mt, logdet_mm, reml
+            )  # fmt: skip
         done[hit] = True
         with np.errstate(invalid="ignore", divide="ignore"):
             x1 = grid[end] - f1[:k] / f2[:k]
@@ -701,7 +715,9 @@ def _search_many(
         )  # fmt: skip
         rest = np.flatnonzero(~done)
         if rest.size:  # best at an end of the grid: the optimum there, or Newton from it
-            he, lle, at_end, x1 = _edge_optima(null, iy, im, Mt, logdet_mm, reml, grid, best, rest)
+            he, lle, at_end, x1 = _edge_optima(
+                null, iy, im, Mt, logdet_mm, reml, grid, best, rest, ser
+            )  # fmt: skip
             h[at_end], ll[at_end] = he[at_end], lle[at_end]
             done |= at_end
             hn, lln, dn = _newton(
