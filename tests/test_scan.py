@@ -314,6 +314,40 @@ def test_fixed_gemm__traits_sharing_an_hsq_equal_the_per_pair_kernel():
     np.testing.assert_allclose(best.lod, want.lod.max(axis=0), rtol=1e-9)
 
 
+def test_scan__exact_with_many_traits_equals_each_trait_alone():
+    """Six traits of one pattern are searched without series (more than SERIES_MAX_TRAITS:
+    the kernels' searches); each alone, on its series: the same tests within the search's
+    tolerance (effects to 1e-6 of their se, log10 p to 1e-6, hsq to 1e-6)."""
+    from lmmlite.core.scan import SERIES_MAX_TRAITS
+
+    rng = np.random.default_rng(77)
+    n, m, t = 90, 60, SERIES_MAX_TRAITS + 2
+    ids = [f"s{i}" for i in range(n)]
+    G = rng.binomial(2, rng.uniform(0.1, 0.5, m), size=(n, m)).astype(float)
+    Z = G - G.mean(axis=0)
+    K = pd.DataFrame(Z @ Z.T / m + 0.05 * np.eye(n), index=ids, columns=ids)
+    h = np.linspace(0.1, 0.9, t)
+    Y = rng.standard_normal((n, t)) * np.sqrt(1 - h) + (
+        np.linalg.cholesky(K.to_numpy()) @ rng.standard_normal((n, t))
+    ) * np.sqrt(h)
+    Y[:, 0] += 1.2 * (G[:, 5] - G[:, 5].mean())
+    markers = pd.DataFrame({"marker": [f"m{j}" for j in range(m)], "chr": "1", "pos": range(m)})
+    src = ArraySource(G, ids, markers)
+    pheno = pd.DataFrame(Y, index=ids, columns=[f"t{j}" for j in range(t)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", lmmlite.BoundaryWarning)
+        together = scan(src, pheno, kinship=K, mode="exact").set_index(["trait", "marker"])
+        alone = pd.concat(
+            [scan(src, pheno[[c]], kinship=K, mode="exact") for c in pheno.columns]
+        ).set_index(["trait", "marker"])
+    got = together.loc[alone.index]
+    assert np.all(np.abs(got["beta"] - alone["beta"]) <= 1e-6 * alone["se"])
+    np.testing.assert_allclose(got["hsq"], alone["hsq"], rtol=0, atol=1e-6)
+    for col in ("p_wald", "p_lrt", "p_score"):
+        diff = np.abs(np.log10(got[col]) - np.log10(alone[col]))
+        assert diff.max() <= 1e-6, (col, diff.max())
+
+
 def _whitening_case(rng, n=80, m=40, t=3):
     """Rotated and sample-order markers of a small scan, with a monomorphic marker, one in the
     covariates' span and two identical pairs."""

@@ -633,14 +633,14 @@ def _search_many(
     Mt,
     logdet_mm,
     fits: tuple[bool, ...],
-    series: dict[bool, _Series] | None = None,
+    series: dict[bool, _Series | None] | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per-item search of hsq on [0, HSQ_MAX], maximising the REML (True) or ML (False) log
     likelihood for each of ``fits``; returns (h, loglik) per fit.
 
     Every item is first evaluated on ``GRID_POINTS`` heritabilities (matrix products, shared by
-    the fits), and, in blocks of at most ``SERIES_MAX_TRAITS`` traits, its series about its
-    trait's null heritability h0 is formed with the same products (:class:`_Series`; given
+    the fits), and, where the items are of at most ``SERIES_MAX_TRAITS`` traits, its series
+    about its trait's null heritability h0 is formed with the same products (:class:`_Series`; given
     ``series``, they are stored there per fit). Newton's method (``_newton``) then starts at
     the Newton step from h0 where that point lies within ``_NEAR`` grid spacings of the vertex
     of the parabola through its best grid point and that point's neighbours and inside their
@@ -660,22 +660,24 @@ def _search_many(
     lls = {reml: np.empty((GRID_POINTS, m)) for reml in fits}
     K3 = _SERIES_TERMS + 3
     c = Q.shape[0] + Mt.shape[1] + 1
-    sers = {
+    # series for a few traits at most (items are marker-major: a block holds every trait)
+    use_series = np.unique(iy).size <= SERIES_MAX_TRAITS
+    sers: dict[bool, _Series | None] = {
         reml: _Series(
             G=np.full((K3, m, c, c), np.nan), h0=np.full(m, np.nan), L0=np.full(m, np.nan),
             S=np.full((m, K3), np.nan), emax=np.full(m, np.nan),
-        )
+        ) if use_series else None
         for reml in fits
     }  # fmt: skip
     made: dict[tuple[bool, int], tuple[np.ndarray, float, np.ndarray, float]] = {}
     for j0 in range(0, m, _GRID_BLOCK):
         sl = slice(j0, min(m, j0 + _GRID_BLOCK))
         # the series' weights go into the same products as the grid's (their cost is mostly
-        # the elementwise products, shared by all weights), for a few traits at most
+        # the elementwise products, shared by all weights)
         traits = np.unique(iy[sl])
         cols = [W_grid]
         start: list[tuple[bool, int, int]] = []
-        for reml in fits if traits.size <= SERIES_MAX_TRAITS else ():
+        for reml in fits if use_series else ():
             h0s = null.hsq_reml if reml else null.hsq_ml
             for t in traits[(h0s[traits] >= 0.0) & (h0s[traits] <= HSQ_MAX)]:
                 if (reml, t) not in made:
@@ -690,6 +692,7 @@ def _search_many(
         for reml, t, j in start:
             items = j0 + np.flatnonzero(iy[sl] == t)
             ser = sers[reml]
+            assert ser is not None
             ser.G[:, items] = G[j : j + K3, items - j0]
             _, ser.L0[items], ser.S[items], ser.emax[items] = made[reml, t]
             ser.h0[items] = (null.hsq_reml if reml else null.hsq_ml)[t]
@@ -701,9 +704,9 @@ def _search_many(
         ll_grid = lls[reml]
         lo, hi, x0, ok, best = _brackets(ll_grid, grid)
         # the Newton step from h0 (its series at h0), where it is short and inside
-        has = np.flatnonzero(~np.isnan(ser.h0))
+        has = np.empty(0, dtype=np.int64) if ser is None else np.flatnonzero(~np.isnan(ser.h0))
         x1 = np.full(m, np.nan)
-        if has.size:
+        if ser is not None and has.size:
             _, f1, f2, _ = _series_at(ser, has, ser.h0[has], n, reml, logdet_mm[im[has]])
             with np.errstate(invalid="ignore", divide="ignore"):
                 x1[has] = np.where(f2 < 0.0, ser.h0[has] - f1 / f2, np.nan)
@@ -937,7 +940,7 @@ def _exact_mode(null: NullModel, pairs: _Pairs, reml: bool, split: int | None = 
     additive model's ML fit is searched per pair too, for the interaction's LRT."""
     iy, im, Mt, logdet_mm = pairs
     p, k, n = null.model.p, Mt.shape[1], Mt.shape[2]
-    series: dict[bool, _Series] = {}
+    series: dict[bool, _Series | None] = {}
     fits = (False, True) if reml else (False,)
     searched = _search_many(null, iy, im, Mt, logdet_mm, fits, series)
     h_ml, ll_ml = searched[0]
