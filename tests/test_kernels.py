@@ -608,6 +608,44 @@ def test_series__equals_the_kernels_where_it_covers_an_item(reml, p):
     np.testing.assert_array_equal(got, _kernels.gram_items(x, iy, im, lam, Q, null.model.Yt, Mt)[0])
 
 
+def test_search_many__ml_and_reml_share_a_series_where_their_null_hsq_are_close(monkeypatch):
+    """Both fits of a trait whose ML and REML null hsq are close use one series about their
+    midpoint (one set of weights); a trait whose are far apart, one each. Both fits' searches
+    land where the kernels' do, within the search's tolerance."""
+    from types import SimpleNamespace
+
+    from lmmlite.core import scan as core_scan
+
+    n, mk = 300, 40
+    rng = np.random.default_rng(23)
+    lam = np.sort(rng.gamma(0.5, 2.0, n))[::-1].copy()
+    lam[-1] = 0.0
+    X = np.ones((n, 1))
+    Y = rng.standard_normal((n, 2)) * np.sqrt(0.6 * lam[:, None] + 0.4)
+    null = core_scan.fit_null(lam, X, Y)
+    null.hsq_ml = null.hsq_ml.copy()
+    null.hsq_ml[1] = null.hsq_reml[1] - 0.2  # trait 1: far apart (as in a small sample)
+    centres = core_scan._series_centres(null, (False, True), np.arange(2))
+    assert centres[False, 0] == centres[True, 0] == 0.5 * (null.hsq_ml[0] + null.hsq_reml[0])
+    assert centres[False, 1] == null.hsq_ml[1] and centres[True, 1] == null.hsq_reml[1]
+    one = SimpleNamespace(
+        **{**vars(null), "hsq_ml": null.hsq_ml[:1], "hsq_reml": null.hsq_reml[:1]}
+    )
+    one.model = SimpleNamespace(lam=lam, Q=null.model.Q, Yt=null.model.Yt[:1])
+    Q = null.model.Q
+    Mt = rng.standard_normal((mk, 1, n))
+    Mt -= np.einsum("mkn,pn->mkp", Mt, Q) @ Q
+    ldm = np.log(np.einsum("mkn,mkn->m", Mt, Mt))
+    iy, im = np.zeros(mk, dtype=np.int64), np.arange(mk)
+    got = core_scan._search_many(one, iy, im, Mt, ldm, (False, True))
+    monkeypatch.setattr(core_scan, "SERIES_MAX_TRAITS", 0)  # the kernels' searches
+    want = core_scan._search_many(one, iy, im, Mt, ldm, (False, True))
+    for (h, ll), (h0, ll0) in zip(got, want, strict=True):
+        tol = core_scan.SQRT_EPS * np.abs(h0) + null.tol / 3.0
+        np.testing.assert_array_less(np.abs(h - h0), 2.0 * tol)
+        assert np.all(ll >= ll0 - 1e-12 * np.abs(ll0))
+
+
 def test_loglik_items__log_determinant_of_zero_and_negative_factors():
     """A block with a zero factor sums to -inf, one with a negative factor to NaN (as the sum
     of the logarithms)."""

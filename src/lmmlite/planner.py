@@ -246,8 +246,9 @@ class ScanPlan:
         # in the layout pandas gives (Fortran order: the centring's sums run as they did)
         Ks = check_kinship(Kf.to_numpy().T[np.ix_(cols, rows)].T)
         if self.opts.center_kinship:  # GEMMA: K <- P K P, P = I - 11'/n, over the samples
-            Ks = Ks - Ks.mean(axis=0, keepdims=True)
-            Ks = symmetrised(Ks - Ks.mean(axis=1, keepdims=True))  # symmetric to rounding
+            Ks -= Ks.mean(axis=0, keepdims=True)  # in place: Ks is check_kinship's copy
+            Ks -= Ks.mean(axis=1, keepdims=True)
+            Ks = symmetrised(Ks)  # symmetric to rounding
         if self.opts.kinship_scale != 1.0:
             Ks = Ks * self.opts.kinship_scale
         rot = rotation(Ks, X, pat.traits, checked=True)

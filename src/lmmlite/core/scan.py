@@ -527,6 +527,32 @@ def _series_at(ser: _Series, items: np.ndarray, x: np.ndarray, n: int, reml: boo
     return f, f1, f2, G
 
 
+def _series_centres(
+    null: NullModel, fits: tuple[bool, ...], traits
+) -> dict[tuple[bool, int], float]:
+    """The heritability each (fit, trait) series is about: the trait's null hsq of that fit,
+    or, where its ML and REML null hsq are close enough for one series about their midpoint
+    to cover both (max|e| |h0 - midpoint| <= ``_SERIES_RHO`` / 4), the midpoint for both (one
+    set of weights instead of two). None of the trait's where its null hsq is NaN or outside
+    [0, HSQ_MAX]."""
+    out: dict[tuple[bool, int], float] = {}
+    lam = null.model.lam
+    for t in traits:
+        t = int(t)
+        h0 = {reml: float((null.hsq_reml if reml else null.hsq_ml)[t]) for reml in fits}
+        ok = {reml: 0.0 <= h <= HSQ_MAX for reml, h in h0.items()}
+        if len(fits) == 2 and all(ok.values()):
+            mid = 0.5 * (h0[True] + h0[False])
+            emax = float(np.max(np.abs((lam - 1.0) / (mid * lam + (1.0 - mid)))))
+            if abs(h0[True] - mid) * emax <= _SERIES_RHO / 4:
+                out[True, t] = out[False, t] = mid
+                continue
+        for reml in fits:
+            if ok[reml]:
+                out[reml, t] = h0[reml]
+    return out
+
+
 def _series_powers(ser: _Series, items: np.ndarray, x: np.ndarray):
     """The powers t^j (m, K + 1) of t = h0 - x, and j."""
     return _powers(ser.h0[items] - x, _SERIES_TERMS + 1), np.arange(_SERIES_TERMS + 1)
@@ -669,33 +695,36 @@ def _search_many(
         ) if use_series else None
         for reml in fits
     }  # fmt: skip
-    made: dict[tuple[bool, int], tuple[np.ndarray, float, np.ndarray, float]] = {}
+    centres = _series_centres(null, fits, np.unique(iy)) if use_series else {}
+    made: dict[float, tuple[np.ndarray, float, np.ndarray, float]] = {}
     for j0 in range(0, m, _GRID_BLOCK):
         sl = slice(j0, min(m, j0 + _GRID_BLOCK))
         # the series' weights go into the same products as the grid's (their cost is mostly
         # the elementwise products, shared by all weights)
         traits = np.unique(iy[sl])
         cols = [W_grid]
-        start: list[tuple[bool, int, int]] = []
-        for reml in fits if use_series else ():
-            h0s = null.hsq_reml if reml else null.hsq_ml
-            for t in traits[(h0s[traits] >= 0.0) & (h0s[traits] <= HSQ_MAX)]:
-                if (reml, t) not in made:
-                    made[reml, t] = _series_weights(lam, h0s[t])
-                start.append((reml, t, GRID_POINTS + K3 * len(start)))
-                cols.append(made[reml, t][0])
+        col_of: dict[tuple[int, float], int] = {}
+        for (_reml, t), h0 in centres.items():
+            if t in traits and (t, h0) not in col_of:
+                if h0 not in made:
+                    made[h0] = _series_weights(lam, h0)
+                col_of[t, h0] = GRID_POINTS + K3 * len(col_of)
+                cols.append(made[h0][0])
         G = weighted_grams(null, np.hstack(cols), iy[sl], im[sl], Mt)
         for reml in fits:
             lls[reml][:, sl] = profile_loglik(
                 G[:GRID_POINTS], L_grid[:, None], n, reml, logdet_mm[im[sl]]
             )  # fmt: skip
-        for reml, t, j in start:
+        for (reml, t), h0 in centres.items():
+            if t not in traits:
+                continue
+            j = col_of[t, h0]
             items = j0 + np.flatnonzero(iy[sl] == t)
             ser = sers[reml]
             assert ser is not None
             ser.G[:, items] = G[j : j + K3, items - j0]
-            _, ser.L0[items], ser.S[items], ser.emax[items] = made[reml, t]
-            ser.h0[items] = (null.hsq_reml if reml else null.hsq_ml)[t]
+            _, ser.L0[items], ser.S[items], ser.emax[items] = made[h0]
+            ser.h0[items] = h0
     out = []
     for reml in fits:
         ser = sers[reml]
