@@ -288,8 +288,8 @@ class ScanPlan:
             )  # fmt: skip
             extra = self._x_lod(rot, pat, Yt, null) if on_x else {}
             parts = None
-            if opts.mode == "fixed" and self.source.k == 1 and not opts.intcovar:
-                parts = fixed_parts(null, fixed_hsq(null, opts.reml))  # the GEMM path
+            if self._gemm_path():
+                parts = fixed_parts(null, fixed_hsq(null, opts.reml))
         whiten = None
         if parts is not None and rot.K is not None and U is not None and not extra:
             whiten = whitening(null, rot.K, U, self._design(pat, on_x), parts)
@@ -300,13 +300,17 @@ class ScanPlan:
             whiten=whiten,
         )  # fmt: skip
 
-    def _whitens(self) -> bool:
-        """Whether the fixed-hsq GEMM path (one-column markers, no interactive covariates)
-        of a batch whose traits share one hsq runs in whitened coordinates
-        (:class:`lmmlite.core.scan.Whitening`): a triangular solve per chunk instead of the
-        product U'G, half its cost."""
+    def _gemm_path(self) -> bool:
+        """Whether the tasks take the fixed-hsq matrix-product path (one-column markers, no
+        interactive covariates)."""
         o = self.opts
         return o.mode == "fixed" and self.source.k == 1 and not o.intcovar
+
+    def _whitens(self) -> bool:
+        """Whether the GEMM path of a batch whose traits share one hsq runs in whitened
+        coordinates (:class:`lmmlite.core.scan.Whitening`): a triangular solve per chunk
+        instead of the product U'G, half its cost."""
+        return self._gemm_path()
 
     def _tasks_use_kernels(self, on_x: bool, n_traits: int) -> bool:
         """Whether the tasks call compiled kernels for most of their work: all but the
@@ -314,11 +318,10 @@ class ScanPlan:
         (whose per-marker searches run on series formed by matrix products). Their remaining
         kernel work (null fits, the few markers a series does not cover) goes to the kernels'
         exact twins while their budget lasts (numba is started only when it runs out)."""
-        o = self.opts
-        if o.mode == "exact" and not (on_x and self.xcovar is not None):
+        x_lod = on_x and self.xcovar is not None  # R/qtl2's X LOD: per-pair kernels
+        if self.opts.mode == "exact" and not x_lod:
             return n_traits > SERIES_MAX_TRAITS
-        gemm = o.mode == "fixed" and self.source.k == 1 and not o.intcovar
-        return not (gemm and o.keep == "all" and not (on_x and self.xcovar is not None))
+        return not (self._gemm_path() and self.opts.keep == "all" and not x_lod)
 
     def _x_lod(self, rot: Rotation, pat: Pattern, Yt: np.ndarray, null: Any) -> dict[str, Any]:
         """R/qtl2's X LOD: a null without Xcovar at the X null's hsq, and the LOD of Xcovar."""

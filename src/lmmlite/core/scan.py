@@ -733,9 +733,10 @@ def _search_many(
         ll_grid = lls[reml]
         lo, hi, x0, ok, best = _brackets(ll_grid, grid)
         # the Newton step from h0 (its series at h0), where it is short and inside
-        has = np.empty(0, dtype=np.int64) if ser is None else np.flatnonzero(~np.isnan(ser.h0))
         x1 = np.full(m, np.nan)
-        if ser is not None and has.size:
+        has = np.flatnonzero(~np.isnan(ser.h0)) if ser is not None else np.empty(0, int)
+        if has.size:
+            assert ser is not None
             _, f1, f2, _ = _series_at(ser, has, ser.h0[has], n, reml, logdet_mm[im[has]])
             with np.errstate(invalid="ignore", divide="ignore"):
                 x1[has] = np.where(f2 < 0.0, ser.h0[has] - f1 / f2, np.nan)
@@ -1166,15 +1167,31 @@ def _whiten(L: np.ndarray, B: np.ndarray) -> np.ndarray:
     return solve_lower(L, np.asfortranarray(B, dtype=float))
 
 
-def _fixed_input(
-    null: NullModel, Mt: np.ndarray, whiten: Whitening | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_fixed_markers` of rotated markers, or with ``whiten`` of markers in the
-    samples' own coordinates (unrotated), residualised and then whitened: ``(testable, M)``."""
+def _fixed_setup(
+    null: NullModel,
+    Mt: np.ndarray,
+    reml: bool,
+    hsq_fixed: np.ndarray | None,
+    parts: FixedParts | None,
+    whiten: Whitening | None,
+) -> tuple[FixedParts, np.ndarray, np.ndarray]:
+    """The GEMM path's parts (``whiten``'s, the caller's, or computed here) and
+    :func:`_fixed_markers` of ``Mt`` in its coordinates: rotated markers residualised on the
+    rotated covariates, or, with ``whiten``, markers in the samples' own order residualised
+    on the covariates (not yet whitened: :func:`_whitened`). ``(parts, testable, M)``."""
+    if whiten is not None:
+        ok, M = _fixed_markers(whiten.Qx, np.ascontiguousarray(Mt))
+        return whiten.parts, ok, M
+    if parts is None:
+        parts = fixed_parts(null, fixed_hsq(null, reml, hsq_fixed))
+    return parts, *_fixed_markers(null.Q, Mt)
+
+
+def _whitened(M: np.ndarray, whiten: Whitening | None) -> np.ndarray:
+    """The residualised markers M (m, n) in ``whiten``'s coordinates (as they are without)."""
     if whiten is None:
-        return _fixed_markers(null.Q, Mt)
-    ok, M = _fixed_markers(whiten.Qx, np.ascontiguousarray(Mt))
-    return ok, _whiten(whiten.L, M.T).T  # M (m, n) C order is M.T (n, m) Fortran order
+        return M
+    return _whiten(whiten.L, M.T).T  # M (m, n) C order is M.T (n, m) Fortran order
 
 
 _scratch_space = threading.local()
@@ -1306,12 +1323,8 @@ def scan_fixed_gemm(
     if k != 1:
         raise ValueError("the GEMM path takes one-column markers")
     t = null.model.t
-    if whiten is not None:
-        parts = whiten.parts
-    if parts is None:
-        parts = fixed_parts(null, fixed_hsq(null, reml, hsq_fixed))
-    ok, M = _fixed_input(null, Mt, whiten)
-    blocks = _fixed_blocks(parts, M)
+    parts, ok, M = _fixed_setup(null, Mt, reml, hsq_fixed, parts, whiten)
+    blocks = _fixed_blocks(parts, _whitened(M, whiten))
     num = np.empty((t, m))
     den = np.empty((t, m))
     for s, nb, msm, msq in blocks:
@@ -1352,20 +1365,11 @@ def scan_best(
     _, k, n = Mt.shape
     t = null.model.t
     if mode == "fixed" and k == 1:
-        if whiten is not None:
-            parts = whiten.parts
-        if parts is None:
-            parts = fixed_parts(null, fixed_hsq(null, reml))
-        if whiten is None:
-            _, M = _fixed_markers(null.Q, Mt)
-        else:
-            _, M = _fixed_markers(whiten.Qx, np.ascontiguousarray(Mt))
+        parts, _, M = _fixed_setup(null, Mt, reml, None, parts, whiten)
         kept = distinct_rows(M)
-        if kept.shape[0] < M.shape[0]:
-            M = M[kept]
-        if whiten is not None:
-            M = _whiten(whiten.L, M.T).T
-        blocks = _fixed_blocks(parts, M)
+        blocks = _fixed_blocks(
+            parts, _whitened(M[kept] if kept.shape[0] < M.shape[0] else M, whiten)
+        )  # fmt: skip
         best_q = np.full(t, -np.inf)
         best_i = np.full(t, -1, dtype=np.int64)
         best_num = np.full(t, np.nan)
