@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 import lmmlite
+from _blas import blas_line
 from lmmlite.io.genotypes import ArraySource
 from lmmlite.kinship import kinship
 
@@ -98,6 +99,7 @@ def _report(P, src, rows, best, diff, grid_err) -> None:
         f"\neQTL shape: {P.shape[0]} samples x {P.shape[1]} traits x {src.n_markers} markers,"
         " keep=max (best of 3)"
     )
+    print(blas_line())
     print(f"{'run':40s} {'seconds':>8s} {'traits':>7s}  vs BulkLMM.jl 16 threads (2.11 s)")
     for name, sec, n in rows:
         print(f"{name:40s} {sec:8.2f} {n:7d}  {sec / 2.11:.2f}x its time")

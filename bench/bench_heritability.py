@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 import lmmlite
+from _blas import blas_line
 from lmmlite.core import _kernels
 from lmmlite.datasets import simulate
 
@@ -178,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         use_r = False
     rows = bench_recla(args.repeats, use_r, out)
     rows += bench_large(args.repeats, use_r, out, 2000 if args.quick else 10_000)
+    print(blas_line())
     _print(rows)
     (out / "bench_heritability.json").write_text(json.dumps(rows, indent=2))
     return 0

@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from _blas import blas_line
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 
@@ -225,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     t_rot = by["rotation alone (eigh + read + U'G)"]
     shape = prefix.name if args.bfile else f"{args.samples} samples x {args.snps} SNPs"
     print(f"\n{shape}, wall seconds (median of {args.repeat}) and peak memory (whole process)")
+    print(blas_line())
     print(f"{'command':<38} {'seconds':>9} {'peak MiB':>9}")
     for name, t, rss in rows:
         print(f"{name:<38} {t:>9.2f} {rss:>9.0f}")
