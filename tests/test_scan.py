@@ -204,6 +204,50 @@ def test_scan__untestable_markers_are_nan_with_a_reason():
     assert out[~out["marker"].isin(["m0", "m1"])]["p_wald"].notna().all()
 
 
+@pytest.mark.parametrize(
+    ("mode", "keep", "k"),
+    [("exact", "all", 1), ("fixed", "all", 1), ("fixed", "max", 1), ("exact", "all", 3)],
+)
+def test_scan__monomorphic_markers_skipped_as_if_tested(monkeypatch, mode, keep, k):
+    """Where the covariates span the constant vector, monomorphic markers are neither rotated
+    nor searched: the table is the one that testing them (and finding them untestable) gives,
+    to rounding (the products run over fewer markers)."""
+    import lmmlite.planner
+
+    src, K, pheno, covar, G, _ = _data(k=k, t=3)
+    G = G.copy()
+    for j in (0, 3, 4, 17):  # monomorphic among the analysed samples, in several chunks
+        G[:, :, j] = G[0, :, j]
+    src = ArraySource(G if k > 1 else G[:, 0, :], src.samples, src.markers)
+    pheno += 3.0 * G[:, -1, 5][:, None]  # a QTL just after three monomorphic markers
+    pheno.iloc[:5, 0] = np.nan  # two missing-data patterns
+    kw = dict(kinship=K, mode=mode, keep=keep, chunk_size=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", lmmlite.BoundaryWarning)
+        skipped = scan(src, pheno, covar, **kw)
+        monkeypatch.setattr(lmmlite.planner, "spans_constant", lambda X: False)
+        tested = scan(src, pheno, covar, **kw)
+    if keep == "all":
+        mono = tested["marker"].isin(["m0", "m3", "m4", "m17"])
+        assert tested.loc[mono, "note"].eq("monomorphic").all()
+    else:
+        assert tested["marker"].eq("m5").all()
+    pd.testing.assert_frame_equal(skipped, tested, rtol=1e-9, atol=1e-12)
+
+
+def test_spans_constant():
+    from lmmlite.core.checks import spans_constant
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((50, 2))
+    assert spans_constant(np.column_stack([np.ones(50), x]))
+    assert spans_constant(np.column_stack([x[:, 0], 3.0 + 0.0 * x[:, 1]]))
+    assert spans_constant(np.column_stack([x[:, 0] > 0, x[:, 0] <= 0]).astype(float))  # sexes
+    assert not spans_constant(x)
+    assert not spans_constant(np.column_stack([x, 1.0 + 1e-6 * rng.standard_normal(50)]))
+    assert not spans_constant(np.empty((50, 0)))
+
+
 def test_scan__loco_chromosomes_must_match():
     src, K, pheno, covar, *_ = _data()
     with pytest.raises(KinshipError, match="X"):

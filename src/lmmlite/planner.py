@@ -21,7 +21,13 @@ import pandas as pd
 
 from .alignment import Alignment, Pattern
 from .core import _kernels
-from .core.checks import check_identifiable, check_kinship, independent_columns, symmetrised
+from .core.checks import (
+    check_identifiable,
+    check_kinship,
+    independent_columns,
+    spans_constant,
+    symmetrised,
+)
 from .core.lmm import eigh_decreasing
 from .core.permutation import perm_null, permutation_entropy, sample_permutations
 from .core.scan import (
@@ -295,9 +301,10 @@ class ScanPlan:
             whiten = whitening(null, rot.K, U, self._design(pat, on_x), parts)
         interact = pat.X[:, self.interact_cols] if self.interact_cols else None
         rows = self.geno_rows[batch.pattern]
+        skip = interact is None and not extra and spans_constant(self._design(pat, on_x))
         return BatchWork(
             rows, null, batch.traits, batch.order, len(pat.ids), parts, interact, **extra,
-            whiten=whiten,
+            whiten=whiten, skip_monomorphic=skip,
         )  # fmt: skip
 
     def _gemm_path(self) -> bool:

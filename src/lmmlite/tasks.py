@@ -123,6 +123,10 @@ class BatchWork(NamedTuple):
     whiten: Whitening | None = None
     """The fixed-hsq GEMM path of traits sharing one hsq, run in whitened coordinates (the
     chunks are not rotated: a triangular solve instead of the product U'G)."""
+    skip_monomorphic: bool = False
+    """The covariates span the constant vector (and there are no interactive covariates or
+    X-chromosome LOD terms): monomorphic markers are untestable, so they are neither rotated
+    nor searched (their rows are what the scan gives an untestable marker)."""
 
 
 def scan_task(
@@ -180,15 +184,20 @@ def _chunk_tests(
     """The chunk's tests: every (marker, trait) pair, or (keep max/peaks) each trait's best."""
     k = block.shape[1]
     rot = U if work.whiten is None else None  # whitened: the chunk stays in sample order
-    Mt, mean, mono, n_miss = rotate_chunk(block, work.geno_rows, k, rot, work.interact)
+    Mt, mean, mono, n_miss = rotate_chunk(
+        block, work.geno_rows, k, rot, work.interact, skip_monomorphic=work.skip_monomorphic
+    )
     kk = Mt.shape[1]
     split = None if work.interact is None else kk // (1 + work.interact.shape[1])
-    m, t = Mt.shape[0], len(work.traits)
+    m, t = mono.shape[0], len(work.traits)
+    varying = np.flatnonzero(~mono) if Mt.shape[0] < m else None  # Mt's markers, if not all
     if opts.keep != "all" and work.lod_null is None:  # never the full table
         best, res = scan_best(
             work.null, Mt, mode=opts.mode, reml=opts.reml, parts=work.parts, split=split,
             whiten=work.whiten,
         )  # fmt: skip
+        if varying is not None:
+            best = np.where(best >= 0, varying[np.maximum(best, 0)], -1)
         found = best >= 0
         cols = _columns(res, found)
         return _Picked(cols, best[found], np.flatnonzero(found), None, mean, mono, n_miss, k)
@@ -200,6 +209,8 @@ def _chunk_tests(
         )  # fmt: skip
     else:
         res = scan_chunk(work.null, Mt, mode=opts.mode, reml=opts.reml, split=split)
+    if varying is not None:
+        res = _widen(res, varying, m)
     if work.lod_null is not None:  # R/qtl2's X LOD: without Xcovar against the null with it
         assert work.lod_offset is not None
         res = replace(res, lod=np.where(res.testable[:, None], lod - work.lod_offset, np.nan))
@@ -212,6 +223,23 @@ def _chunk_tests(
         tidx = np.flatnonzero(np.isfinite(score[top, np.arange(t)]))
         idx = top[tidx]
     return _Picked(_columns(res, (idx, tidx)), idx, tidx, res.testable, mean, mono, n_miss, k)
+
+
+def _widen(res: ChunkScan, rows: np.ndarray, m: int) -> ChunkScan:
+    """The tests of ``res`` (markers ``rows`` of a chunk of m) as those of all m markers, the
+    others untestable: NaN statistics, ``testable`` False (no interaction tests here)."""
+    assert res.interaction is None
+
+    def wide(a: np.ndarray) -> np.ndarray:
+        out = np.full((m, *a.shape[1:]), np.nan)
+        out[rows] = a
+        return out
+
+    fields = ("beta", "se", *CHUNK_STATS)
+    testable = np.zeros(m, dtype=bool)
+    testable[rows] = res.testable
+    widened: dict[str, Any] = {f: wide(getattr(res, f)) for f in fields}
+    return replace(res, testable=testable, **widened)
 
 
 def _task_frame(

@@ -391,3 +391,16 @@ def independent_columns(X: np.ndarray, extra: np.ndarray) -> list[int]:
             keep.append(j)
             basis = np.column_stack([basis, resid / rn])
     return keep
+
+
+def spans_constant(X: np.ndarray) -> bool:
+    """Whether the constant vector lies in the span of the columns of ``X`` (n, p), with a
+    residual below 1e-2 x :data:`DEPENDENT_RTOL` of its norm: a constant marker is then
+    collinear with covariates ``X`` by a margin no rounding of the scan's own test (which
+    uses the same tolerance as ``DEPENDENT_RTOL``) can undo."""
+    if X.shape[1] == 0:
+        return False
+    ones = np.ones(X.shape[0])
+    basis = np.linalg.qr(X)[0]
+    resid = ones - basis @ (basis.T @ ones)
+    return bool(np.sqrt(resid @ resid) <= 1e-2 * DEPENDENT_RTOL * np.sqrt(X.shape[0]))

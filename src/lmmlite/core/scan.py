@@ -155,10 +155,12 @@ def rotate_chunk(
     k: int,
     U: np.ndarray | None,
     interact: np.ndarray | None = None,
+    skip_monomorphic: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A chunk of genotypes ready for the scan: the analysed samples' rows, missing values
     set to the marker mean over them (as GEMMA does), rotated by ``U`` into the kernels'
-    marker-major layout.
+    marker-major layout; with ``skip_monomorphic``, only the markers that vary (where some
+    do), the others being untestable whenever the covariates span the constant vector.
 
     Parameters
     ----------
@@ -179,7 +181,8 @@ def rotate_chunk(
     Returns
     -------
     Mt : (m, k', n)
-        ``(U' G)'``, k' = 1 for dosages, k - 1 for probabilities.
+        ``(U' G)'``, k' = 1 for dosages, k - 1 for probabilities (with ``skip_monomorphic``,
+        of the markers ``flatnonzero(~monomorphic)`` where fewer than m).
     mean : (k', m)
         The means used to impute.
     monomorphic : (m,)
@@ -202,6 +205,9 @@ def rotate_chunk(
     else:
         mean = G.sum(axis=0) / G.shape[0]
     mono = np.all(np.ptp(G, axis=0) == 0, axis=0)
+    if skip_monomorphic and mono.any() and not mono.all():
+        G = G[:, :, ~mono]
+        m = G.shape[2]
     if interact is not None:
         G = np.concatenate(
             [G, *(G * interact[:, j, None, None] for j in range(interact.shape[1]))], axis=1
