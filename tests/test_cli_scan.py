@@ -119,6 +119,21 @@ def test_scan_cli__gemma_bare_kinship_and_positional_files_equal_gemma(tmp_path,
     compare_with_gemma(table, pd.read_csv(BXD / "BXD_lmm4.assoc.txt.gz", sep="\t"))
 
 
+def test_scan_cli__kinship_read_beside_the_imports_reports_its_error(tmp_path, capsys):
+    """The kinship is read in a thread while the scan's modules load: its error still ends
+    the command with a clear message and no output; an earlier input's error comes first."""
+    kin = tmp_path / "k.txt"
+    kin.write_text("0.5\t0.1\n0.1\t0.5\n")  # a bare matrix of 2 samples: BXD has 198
+    out = tmp_path / "scan.tsv"
+    args = ["scan", *_bimbam_args(), "--pheno", str(BXD / "BXD_pheno.txt")]
+    assert main([*args, "--kinship", str(kin), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "is a bare 2 x 2 matrix but the genotype file has 198 samples" in err
+    assert main([*args, "--pheno-col", "9", "--kinship", str(kin), "--out", str(out)]) == 2
+    assert "--pheno-col [9] out of range" in capsys.readouterr().err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("kind", ["manhattan", "lod", "qq"])
 def test_plot_cli__writes_a_non_blank_png(tmp_path, kind):
     import matplotlib.image as mpimg

@@ -815,9 +815,31 @@ def _kinship(args: argparse.Namespace) -> None:
     )
 
 
-def _scan_inputs(args: argparse.Namespace, src: Any) -> tuple[Any, Any, Any, Any, list[str]]:
+def _kinship_soon(args: argparse.Namespace, src: Any) -> Callable[[], Any] | None:
+    """Start reading ``--kinship`` (for ``src``'s samples) in a thread; return a function
+    that waits for it and returns the kinship (or raises its error), or None without one.
+
+    pandas' text parser releases the interpreter lock, so a text kinship (the slow format:
+    about 0.2 s for 2,000 samples) is parsed while the caller imports the analysis modules
+    and reads the phenotypes."""
+    if not args.kinship:
+        return None
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .io.kinship import read_kinship
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="lmmlite-kinship")
+    future = pool.submit(read_kinship, args.kinship, src.samples)
+    pool.shutdown(wait=False)
+    return future.result
+
+
+def _scan_inputs(
+    args: argparse.Namespace, src: Any, kinship: Callable[[], Any] | None = None
+) -> tuple[Any, Any, Any, Any, list[str]]:
     """Phenotypes (the selected columns), covariates, kinship, Xcovar and the interactive
-    covariates of ``lmmlite scan`` and ``lmmlite perm``."""
+    covariates of ``lmmlite scan`` and ``lmmlite perm`` (the kinship from ``kinship`` where
+    its read was started early: :func:`_kinship_soon`)."""
     if args.pheno:
         P = _table(args, src, args.pheno, "pheno")
     elif args.bfile:
@@ -833,7 +855,9 @@ def _scan_inputs(args: argparse.Namespace, src: Any) -> tuple[Any, Any, Any, Any
         P = P.iloc[:, [c - 1 for c in args.pheno_col]]
     C = _table(args, src, args.covar, "covar") if args.covar else None
     K: Any = False if args.no_kinship else None
-    if args.kinship:
+    if kinship is not None:
+        K = kinship()
+    elif args.kinship:
         from .io.kinship import read_kinship
 
         K = read_kinship(args.kinship, src.samples)
@@ -854,12 +878,14 @@ def _dataset_out(args: argparse.Namespace) -> bool:
 
 def _scan(args: argparse.Namespace) -> None:
     from .io.tables import write_table
-    from .scan import scan
 
     out_path = args.out
     folder = _dataset_out(args)
     src = _source(args)
-    P, C, K, Xc, intcovar = _scan_inputs(args, src)
+    kinship = _kinship_soon(args, src)
+    from .scan import scan  # imported while the kinship is read
+
+    P, C, K, Xc, intcovar = _scan_inputs(args, src, kinship)
     with _dask_client(args) as client:
         table = scan(
             src, P, C,
