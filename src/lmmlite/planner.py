@@ -296,12 +296,13 @@ class ScanPlan:
             parts = None
             if self._gemm_path():
                 parts = fixed_parts(null, fixed_hsq(null, opts.reml))
+        design = self._design(pat, on_x)
         whiten = None
         if parts is not None and rot.K is not None and U is not None and not extra:
-            whiten = whitening(null, rot.K, U, self._design(pat, on_x), parts)
+            whiten = whitening(null, rot.K, U, design, parts)
         interact = pat.X[:, self.interact_cols] if self.interact_cols else None
         rows = self.geno_rows[batch.pattern]
-        skip = interact is None and not extra and spans_constant(self._design(pat, on_x))
+        skip = interact is None and not extra and spans_constant(design)
         return BatchWork(
             rows, null, batch.traits, batch.order, len(pat.ids), parts, interact, **extra,
             whiten=whiten, skip_monomorphic=skip,

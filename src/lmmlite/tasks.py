@@ -178,15 +178,21 @@ def _columns(res: ChunkScan, take: Any) -> dict[str, np.ndarray]:
     return out
 
 
+def _rotated(work: BatchWork, U: np.ndarray | None, block: np.ndarray, skip_monomorphic: bool):
+    """:func:`rotate_chunk` of a chunk for the batch: rotated by U, or left in the samples'
+    order where the batch's scan runs whitened."""
+    rot = U if work.whiten is None else None
+    return rotate_chunk(
+        block, work.geno_rows, block.shape[1], rot, work.interact, skip_monomorphic=skip_monomorphic
+    )
+
+
 def _chunk_tests(
     work: BatchWork, U: np.ndarray | None, block: np.ndarray, opts: ScanOptions
 ) -> _Picked:
     """The chunk's tests: every (marker, trait) pair, or (keep max/peaks) each trait's best."""
     k = block.shape[1]
-    rot = U if work.whiten is None else None  # whitened: the chunk stays in sample order
-    Mt, mean, mono, n_miss = rotate_chunk(
-        block, work.geno_rows, k, rot, work.interact, skip_monomorphic=work.skip_monomorphic
-    )
+    Mt, mean, mono, n_miss = _rotated(work, U, block, work.skip_monomorphic)
     kk = Mt.shape[1]
     split = None if work.interact is None else kk // (1 + work.interact.shape[1])
     m, t = mono.shape[0], len(work.traits)
@@ -367,9 +373,7 @@ def _permuted_genotypes_max(
 
 def _chunk_lod(work: BatchWork, U: np.ndarray | None, block: np.ndarray, opts: ScanOptions):
     """(m, t) LODs of a chunk (fixed hsq), R/qtl2's on the X chromosome with Xcovar."""
-    k = block.shape[1]
-    rot = U if work.whiten is None else None  # whitened: the chunk stays in sample order
-    Mt = rotate_chunk(block, work.geno_rows, k, rot, work.interact)[0]
+    Mt = _rotated(work, U, block, False)[0]
     kk = Mt.shape[1]
     split = None if work.interact is None else kk // (1 + work.interact.shape[1])
     if work.lod_null is not None:

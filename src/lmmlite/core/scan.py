@@ -308,9 +308,15 @@ def shared_h_grams(null: NullModel, hs: np.ndarray, iy, im, Mt) -> tuple[np.ndar
     Z = [Q', M_im, y_iy] as in :func:`lmmlite.core._kernels.loglik_items`, and the log
     determinant sum(log d) at each: ``(G (len(hs), m, c, c), L (len(hs),))``. The weighted
     products of all items are matrix products with the (n, len(hs)) weights."""
-    hs = np.asarray(hs, dtype=float)
-    d = np.multiply.outer(null.model.lam, hs) + (1.0 - hs)  # (n, g)
-    return weighted_grams(null, 1.0 / d, iy, im, Mt), np.sum(np.log(d), axis=0)
+    W, L = _shared_h_weights(null.model.lam, np.asarray(hs, dtype=float))
+    return weighted_grams(null, W, iy, im, Mt), L
+
+
+def _shared_h_weights(lam: np.ndarray, hs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The weights 1/d (n, g), d = h lam + (1 - h), at each heritability of ``hs``, and
+    sum(log d) (g,) at each."""
+    d = np.multiply.outer(lam, hs) + (1.0 - hs)
+    return 1.0 / d, np.sum(np.log(d), axis=0)
 
 
 def weighted_grams(null: NullModel, W: np.ndarray, iy, im, Mt) -> np.ndarray:
@@ -687,8 +693,7 @@ def _search_many(
     lam, Q, Yt = null.model.lam, null.model.Q, null.model.Yt
     n, m = lam.shape[0], iy.shape[0]
     grid = np.linspace(0.0, HSQ_MAX, GRID_POINTS)
-    d = np.multiply.outer(lam, grid) + (1.0 - grid)
-    W_grid, L_grid = 1.0 / d, np.sum(np.log(d), axis=0)
+    W_grid, L_grid = _shared_h_weights(lam, grid)
     lls = {reml: np.empty((GRID_POINTS, m)) for reml in fits}
     K3 = _SERIES_TERMS + 3
     c = Q.shape[0] + Mt.shape[1] + 1
